@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.bus._config import BusConfig
 from agent.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -39,6 +40,7 @@ class AgentConfig(Section):
     device_id: str = Field("edge-dev-0001", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the effective configuration."""

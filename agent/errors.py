@@ -32,3 +32,17 @@ class MissingDependency(AgentError):
     def __init__(self, package: str, feature: str) -> None:
         self.package = package
         super().__init__(f"{feature} needs the optional package '{package}': pip install {package}")
+
+
+class BusError(AgentError):
+    """The message bus cannot be used: bad endpoint, socket not open, bind/connect failed."""
+
+
+class MessageDecodeError(BusError):
+    """Bytes received on the bus are not a valid message; ``reason`` says what is wrong."""
+
+    def __init__(self, reason: str, msg_type: int | None = None) -> None:
+        self.reason = reason
+        self.msg_type = msg_type
+        where = f"message type {msg_type}: " if msg_type is not None else ""
+        super().__init__(f"cannot decode bus message: {where}{reason}")
