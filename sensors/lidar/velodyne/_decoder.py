@@ -201,6 +201,7 @@ class VelodyneDecoder:
             el = np.radians(m.elevation_deg)
             self._tables = (
                 np.uint8(self._pid), m.layout, m.group_blocks, np.cos(el), np.sin(el),
+                np.asarray(m.z_offset_m, dtype=np.float64),
                 np.asarray(m.azimuth_offset_deg, dtype=np.float64), m.rings(), float(m.distance_resolution),
                 np.ascontiguousarray(m.time_us, dtype=np.float64), np.ascontiguousarray(m.time_dual_us, dtype=np.float64),
                 np.ascontiguousarray(m.frac, dtype=np.float64),
@@ -223,8 +224,8 @@ class VelodyneDecoder:
         pkt_end = np.empty(n, np.int64)
         status = np.empty(n, np.int8)
         last_az = np.empty(n, np.int64)
-        (pid, layout, group, cos_el, sin_el, az_off, rings, res, t1, t2, frac) = self._model_tables()
-        K.decode_packets(arr, ts, pid, layout, group, cos_el, sin_el, az_off, rings, res, t1, t2, frac,
+        (pid, layout, group, cos_el, sin_el, z_off, az_off, rings, res, t1, t2, frac) = self._model_tables()
+        K.decode_packets(arr, ts, pid, layout, group, cos_el, sin_el, z_off, az_off, rings, res, t1, t2, frac,
                          self.min_range_m, _RETURN_FILTERS[self.return_mode], self._kstate,
                          x, y, z, inten, ring, az, t, rt, pkt_end, status, last_az)
         bad = status != K.OK

@@ -38,7 +38,7 @@ def _u16(row, pos):
 
 
 @njit(cache=True)
-def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, az_off_deg, ring_of_laser,
+def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_off, az_off_deg, ring_of_laser,
                    dist_res, time_single, time_dual, frac, min_range, keep_flags, state,
                    out_x, out_y, out_z, out_i, out_ring, out_az, out_t, out_rt, pkt_end, status, last_az):
     """Decode ``data`` (n, 1206) uint8 packets into the ``out_*`` arrays.
@@ -103,13 +103,16 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, az_o
         last_az[p] = az[nblocks - 1]
         t0 = stamps[p]
         ngroups = nblocks // group
+        # The azimuth advance per firing group, averaged over the packet: block azimuths
+        # jitter by +-0.02 degree, the mean rate over 11 intervals does not.
+        if ngroups > 1:
+            span = (az[(ngroups - 1) * group] - az[0] + 36000) % 36000
+            step = span / (ngroups - 1)
+            if step <= _MAX_STEP:
+                last_step = step
+        step_f = last_step if last_step >= 0 else 0.0
         for g in range(ngroups):
             first = g * group
-            if g + 1 < ngroups:
-                step = (az[first + group] - az[first] + 36000) % 36000
-                if step <= _MAX_STEP:
-                    last_step = step
-            step_f = last_step if last_step >= 0 else 0
             for b in range(first, first + group):
                 # Dual return: blocks come in pairs (even: last return, odd: strongest or,
                 # when the strongest is also the last, the second strongest).
@@ -152,14 +155,14 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, az_o
                     else:
                         fr = frac[b, s]
                         dt = time_dual[b, s] if dual else time_single[b, s]
-                    azc = (az[b] + step_f * fr) * 0.01
-                    if azc >= 360.0:
-                        azc -= 360.0
+                    # Rounded to the encoder's 0.01 degree, as velodyne_decoder does.
+                    azi = np.int64(math.floor(az[b] + step_f * fr + 0.5)) % 36000
+                    azc = azi * 0.01
                     ang = (azc + az_off_deg[laser]) * (math.pi / 180.0)
                     xy = r * cos_el[laser]
                     out_x[k] = xy * math.cos(ang)
                     out_y[k] = -xy * math.sin(ang)
-                    out_z[k] = r * sin_el[laser]
+                    out_z[k] = r * sin_el[laser] + z_off[laser]
                     out_i[k] = inten
                     out_ring[k] = ring_of_laser[laser]
                     out_az[k] = azc

@@ -36,6 +36,14 @@ PID_VLP32C = 0x28
 PID_VELARRAY = 0x31
 PID_VLS128 = 0xA1
 
+# Beam-origin distances (see _beam_origin_z). VLP-16: from the manual's vertical corrections;
+# the others reproduce velodyne_decoder 3.1's built-in tables (measured against it).
+VLP16_FOCAL_M = 0.04191
+PUCK_HIRES_FOCAL_M = 0.0
+HDL32E_FOCAL_M = 0.02895
+VLP32C_FOCAL_M = 0.0
+VLS128_FOCAL_M = 0.0
+
 # Layout kinds understood by the kernel.
 LAYOUT_16 = 0  # two firing sequences of 16 lasers per block (VLP-16, Puck)
 LAYOUT_32 = 1  # one firing of 32 lasers per block (HDL-32E, VLP-32C)
@@ -61,6 +69,7 @@ class VelodyneModel:
     elevation_deg: np.ndarray  # (lasers,)
     azimuth_offset_deg: np.ndarray  # (lasers,) added to the encoder azimuth
     distance_resolution: float  # metres per distance count
+    z_offset_m: np.ndarray  # (lasers,) added to z: beam origin height (VLP-16 manual "vertical correction")
     time_us: np.ndarray  # (12, 32) firing time of each return after the packet time, single return
     time_dual_us: np.ndarray  # (12, 32) the same in dual-return mode
     frac: np.ndarray  # (12 or 128 entries, see kernel) fraction of the group step at each firing
@@ -79,7 +88,14 @@ class VelodyneModel:
         return ring
 
 
-def _vlp16_like(name: str, pid: int, elevations: list[float]) -> VelodyneModel:
+def _beam_origin_z(elevation_deg: np.ndarray, focal_m: float) -> np.ndarray:
+    """z offsets of beams whose lines cross the rotation axis ``focal_m`` from the optical
+    centre: ``-focal * tan(elevation)``. For the VLP-16 (41.9 mm) this reproduces the
+    manual's "vertical correction" table (11.2, -0.7, 9.7, ... mm)."""
+    return -focal_m * np.tan(np.radians(elevation_deg))
+
+
+def _vlp16_like(name: str, pid: int, elevations: list[float], focal_m: float) -> VelodyneModel:
     # VLP-16 manual, firing timing: a block holds two firing sequences of 55.296 us; the
     # 16 lasers of a sequence fire 2.304 us apart. Dual mode: a block pair shares one time.
     seq_us, fire_us, block_us = 55.296, 2.304, 110.592
@@ -90,8 +106,8 @@ def _vlp16_like(name: str, pid: int, elevations: list[float]) -> VelodyneModel:
     time_dual_us = (block // 2) * block_us + within[None, :]
     # Manual "precision azimuth": interpolate by firing time over the block's 110.592 us.
     frac = np.broadcast_to(within / block_us, (BLOCKS, SLOTS)).copy()
-    return VelodyneModel(name, pid, LAYOUT_16, np.array(elevations, dtype=np.float64), np.zeros(16),
-                         0.002, time_us, time_dual_us, frac, 1, block_us)
+    elev = np.array(elevations, dtype=np.float64)
+    return VelodyneModel(name, pid, LAYOUT_16, elev, np.zeros(16), 0.002, _beam_origin_z(elev, focal_m), time_us, time_dual_us, frac, 1, block_us)
 
 
 def _hdl32e() -> VelodyneModel:
@@ -106,8 +122,10 @@ def _hdl32e() -> VelodyneModel:
     block = np.arange(BLOCKS)[:, None]
     time_us = block * block_us + slot[None, :] * fire_us
     time_dual_us = (block // 2) * block_us + slot[None, :] * fire_us
-    return VelodyneModel("HDL-32E", PID_HDL32E, LAYOUT_32, np.array(elev), np.zeros(32), 0.002,
-                         time_us, time_dual_us, np.zeros((BLOCKS, SLOTS)), 1, block_us)
+    frac = np.broadcast_to(slot * fire_us / block_us, (BLOCKS, SLOTS)).copy()
+    elev_a = np.array(elev)
+    return VelodyneModel("HDL-32E", PID_HDL32E, LAYOUT_32, elev_a, np.zeros(32), 0.002,
+                         _beam_origin_z(elev_a, HDL32E_FOCAL_M), time_us, time_dual_us, frac, 1, block_us)
 
 
 def _vlp32c() -> VelodyneModel:
@@ -129,7 +147,8 @@ def _vlp32c() -> VelodyneModel:
     time_us = block * block_us + within[None, :]
     time_dual_us = (block // 2) * block_us + within[None, :]
     frac = np.broadcast_to(within / block_us, (BLOCKS, SLOTS)).copy()
-    return VelodyneModel("VLP-32C", PID_VLP32C, LAYOUT_32, elev, az_off, 0.004, time_us, time_dual_us,
+    return VelodyneModel("VLP-32C", PID_VLP32C, LAYOUT_32, elev, az_off, 0.004, _beam_origin_z(elev, VLP32C_FOCAL_M),
+                         time_us, time_dual_us,
                          frac, 1, block_us)
 
 
@@ -176,15 +195,17 @@ def _vls128() -> VelodyneModel:
     time_us = np.stack([s * seq_us + slot_group * group_us - toh_us for s in range(3)])  # (3,128)
     time_dual_us = np.stack([slot_group * group_us - toh_us for _ in range(3)])
     frac = (slot_group * group_us / seq_us)[None, :].repeat(3, axis=0)
-    return VelodyneModel("VLS-128", PID_VLS128, LAYOUT_BANKS, elev, az_off, 0.004, time_us, time_dual_us,
+    return VelodyneModel("VLS-128", PID_VLS128, LAYOUT_BANKS, elev, az_off, 0.004, _beam_origin_z(elev, VLS128_FOCAL_M),
+                         time_us, time_dual_us,
                          frac, 4, seq_us)
 
 
-VLP16 = _vlp16_like("VLP-16", PID_VLP16, [-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15])
-PUCK_LITE = _vlp16_like("Puck LITE", PID_PUCK_LITE, [-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15])
+_VLP16_ELEV = [-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15]
+VLP16 = _vlp16_like("VLP-16", PID_VLP16, _VLP16_ELEV, VLP16_FOCAL_M)
+PUCK_LITE = _vlp16_like("Puck LITE", PID_PUCK_LITE, _VLP16_ELEV, VLP16_FOCAL_M)
 PUCK_HIRES = _vlp16_like("Puck Hi-Res", PID_PUCK_HIRES,
                          [-10, 0.667, -8.667, 2, -7.333, 3.333, -6, 4.667, -4.667, 6, -3.333, 7.333, -2, 8.667,
-                          -0.667, 10])
+                          -0.667, 10], PUCK_HIRES_FOCAL_M)
 HDL32E = _hdl32e()
 VLP32C = _vlp32c()
 VLS128 = _vls128()
