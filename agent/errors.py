@@ -46,3 +46,7 @@ class MessageDecodeError(BusError):
         self.msg_type = msg_type
         where = f"message type {msg_type}: " if msg_type is not None else ""
         super().__init__(f"cannot decode bus message: {where}{reason}")
+
+
+class RecordingError(AgentError):
+    """A drive recording cannot be written, read or imported (bad file, bad source, bad option)."""
