@@ -36,12 +36,16 @@ PID_VLP32C = 0x28
 PID_VELARRAY = 0x31
 PID_VLS128 = 0xA1
 
-# Beam-origin distances (see _beam_origin_z). VLP-16: from the manual's vertical corrections;
-# the others reproduce velodyne_decoder 3.1's built-in tables (measured against it).
-VLP16_FOCAL_M = 0.04191
-PUCK_HIRES_FOCAL_M = 0.0
+# Per-laser z offsets ("vertical correction": the height of each beam's origin above the
+# sensor frame's origin), in laser order. VLP-16 and Puck Hi-Res: the user manuals' tables.
+# VLP-32C and HDL-32E: what velodyne_decoder 3.1 applies, measured against it to 0.01 mm
+# (HDL-32E: -28.95 mm * tan(elevation)); not given in those manuals. VLS-128: none (no
+# reference to check against).
+VLP16_Z_MM = [11.2, -0.7, 9.7, -2.2, 8.1, -3.7, 6.6, -5.1, 5.1, -6.6, 3.7, -8.1, 2.2, -9.7, 0.7, -11.2]
+PUCK_HIRES_Z_MM = [7.4, -0.9, 6.5, -1.8, 5.5, -2.7, 4.6, -3.7, 3.7, -4.6, 2.7, -5.5, 1.8, -6.5, 0.9, -7.4]
+VLP32C_Z_MM = [19.77, 0.74, 1.23, 11.87, 8.48, 0.0, 0.49, 6.6, 5.4, -0.25, 0.25, 4.57, 3.96, -0.99, -0.49, 2.96,
+               3.46, -1.23, -0.74, 2.72, 2.47, -2.47, -1.73, 1.98, 2.22, -5.21, -3.46, 1.73, 1.48, -11.36, -7.73, 0.99]
 HDL32E_FOCAL_M = 0.02895
-VLP32C_FOCAL_M = 0.0
 VLS128_FOCAL_M = 0.0
 
 # Layout kinds understood by the kernel.
@@ -95,7 +99,7 @@ def _beam_origin_z(elevation_deg: np.ndarray, focal_m: float) -> np.ndarray:
     return -focal_m * np.tan(np.radians(elevation_deg))
 
 
-def _vlp16_like(name: str, pid: int, elevations: list[float], focal_m: float) -> VelodyneModel:
+def _vlp16_like(name: str, pid: int, elevations: list[float], z_offset_mm: list[float]) -> VelodyneModel:
     # VLP-16 manual, firing timing: a block holds two firing sequences of 55.296 us; the
     # 16 lasers of a sequence fire 2.304 us apart. Dual mode: a block pair shares one time.
     seq_us, fire_us, block_us = 55.296, 2.304, 110.592
@@ -107,7 +111,7 @@ def _vlp16_like(name: str, pid: int, elevations: list[float], focal_m: float) ->
     # Manual "precision azimuth": interpolate by firing time over the block's 110.592 us.
     frac = np.broadcast_to(within / block_us, (BLOCKS, SLOTS)).copy()
     elev = np.array(elevations, dtype=np.float64)
-    return VelodyneModel(name, pid, LAYOUT_16, elev, np.zeros(16), 0.002, _beam_origin_z(elev, focal_m), time_us, time_dual_us, frac, 1, block_us)
+    return VelodyneModel(name, pid, LAYOUT_16, elev, np.zeros(16), 0.002, np.array(z_offset_mm) * 1e-3, time_us, time_dual_us, frac, 1, block_us)
 
 
 def _hdl32e() -> VelodyneModel:
@@ -147,7 +151,7 @@ def _vlp32c() -> VelodyneModel:
     time_us = block * block_us + within[None, :]
     time_dual_us = (block // 2) * block_us + within[None, :]
     frac = np.broadcast_to(within / block_us, (BLOCKS, SLOTS)).copy()
-    return VelodyneModel("VLP-32C", PID_VLP32C, LAYOUT_32, elev, az_off, 0.004, _beam_origin_z(elev, VLP32C_FOCAL_M),
+    return VelodyneModel("VLP-32C", PID_VLP32C, LAYOUT_32, elev, az_off, 0.004, np.array(VLP32C_Z_MM) * 1e-3,
                          time_us, time_dual_us,
                          frac, 1, block_us)
 
@@ -201,11 +205,11 @@ def _vls128() -> VelodyneModel:
 
 
 _VLP16_ELEV = [-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15]
-VLP16 = _vlp16_like("VLP-16", PID_VLP16, _VLP16_ELEV, VLP16_FOCAL_M)
-PUCK_LITE = _vlp16_like("Puck LITE", PID_PUCK_LITE, _VLP16_ELEV, VLP16_FOCAL_M)
+VLP16 = _vlp16_like("VLP-16", PID_VLP16, _VLP16_ELEV, VLP16_Z_MM)
+PUCK_LITE = _vlp16_like("Puck LITE", PID_PUCK_LITE, _VLP16_ELEV, VLP16_Z_MM)
 PUCK_HIRES = _vlp16_like("Puck Hi-Res", PID_PUCK_HIRES,
                          [-10, 0.667, -8.667, 2, -7.333, 3.333, -6, 4.667, -4.667, 6, -3.333, 7.333, -2, 8.667,
-                          -0.667, 10], PUCK_HIRES_FOCAL_M)
+                          -0.667, 10], PUCK_HIRES_Z_MM)
 HDL32E = _hdl32e()
 VLP32C = _vlp32c()
 VLS128 = _vls128()
