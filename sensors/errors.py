@@ -35,3 +35,23 @@ class MetadataError(SensorError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class NmeaError(SensorError):
+    """An NMEA 0183 sentence is rejected; ``reason`` says why (checksum, field, type)."""
+
+    def __init__(self, reason: str, sentence: str = "") -> None:
+        self.reason = reason
+        self.sentence = sentence
+        shown = sentence if len(sentence) <= 90 else sentence[:87] + "..."
+        super().__init__(f"{reason}: {shown!r}" if sentence else reason)
+
+
+class LogFormatError(SensorError):
+    """A line of a sensor log file (e.g. a GENIVI log) is malformed; names file and line."""
+
+    def __init__(self, path: str, line_no: int, reason: str) -> None:
+        self.path = path
+        self.line_no = line_no
+        self.reason = reason
+        super().__init__(f"{path}:{line_no}: {reason}")
