@@ -64,10 +64,12 @@ class FrameDecoder:
                 stats.bytes_discarded += len(chunk)
                 self._hunting = False
                 continue
-            if not chunk:
-                continue  # the empty run between a frame's closing and the next's opening 0x00
+            # Only bytes before the very first delimiter can be the tail of a frame we joined
+            # late; a stream that starts with 0x00 (as a booting MCU's does) is in sync at once.
             first = not self._started
             self._started = True
+            if not chunk:
+                continue  # the empty run between a frame's closing and the next's opening 0x00
             try:
                 frame = decode_frame(chunk)
             except FrameError as err:

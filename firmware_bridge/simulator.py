@@ -176,6 +176,7 @@ class FirmwareSimulator:
         self.end_utc = self.cycles[-1][0] + 1.0
         # Clock model of the current boot: tick = (utc − boot_utc) · TICK_HZ · (1 + drift).
         self.boot_utc = self.start_utc
+        self.boot_utcs = [self.start_utc]  # UTC at tick 0 of each boot
         self.boots = 0
         self.log: list[SentFrame] = []
         self.frames_sent = 0
@@ -202,10 +203,10 @@ class FirmwareSimulator:
         return round((utc - self.boot_utc) * TICK_HZ * (1.0 + self.drift_ppm * 1e-6))
 
     def true_utc(self, tick: int, boot: int | None = None) -> float:
-        """The exact UTC of a tick of the current boot (what the host's fit should find)."""
-        if boot is not None and boot != self.boots:
-            raise ValueError("only the current boot's clock is known")
-        return self.boot_utc + tick / (TICK_HZ * (1.0 + self.drift_ppm * 1e-6))
+        """The exact UTC of a tick of boot ``boot`` (default: the current one), which is what
+        the host's fit should find."""
+        base = self.boot_utcs[self.boots if boot is None else boot]
+        return base + tick / (TICK_HZ * (1.0 + self.drift_ppm * 1e-6))
 
     # -- lifecycle
 
@@ -364,6 +365,7 @@ class FirmwareSimulator:
         self._write_all(wire[: len(wire) // 2])
         self.boots += 1
         self.boot_utc = self._now_utc
+        self.boot_utcs.append(self.boot_utc)
         self._seq = 0
         self._pps_count = 0
         self._write_all(b"\x00")
