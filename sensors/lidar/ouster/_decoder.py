@@ -64,27 +64,26 @@ _ABSOLUTE_CLOCK_S = 86400.0
 _REANCHOR_S = 1.0
 
 
-def xyz_lut(meta: OusterMetadata) -> tuple[np.ndarray, np.ndarray]:
-    """ouster-sdk's XYZ look-up table, staggered: ``xyz = range_mm * dir + off`` (metres) for
-    pixel (row, measurement id). Returns ``dir`` and ``off``, both (H, W, 3) float64."""
+def _tables(meta: OusterMetadata, destaggered: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    shifts = np.asarray(meta.pixel_shift_by_row if destaggered else [0] * meta.pixels_per_column,
+                        dtype=np.int64)
+    return K.xyz_tables(meta.columns_per_frame, np.asarray(meta.beam_altitude_angles, dtype=np.float64),
+                        np.asarray(meta.beam_azimuth_angles, dtype=np.float64),
+                        np.ascontiguousarray(meta.beam_to_lidar_transform, dtype=np.float64),
+                        np.ascontiguousarray(meta.lidar_to_sensor_transform, dtype=np.float64), shifts)
+
+
+def xyz_lut(meta: OusterMetadata, destaggered: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """ouster-sdk's XYZ look-up table: ``xyz = range_mm * dir + off`` (metres, sensor frame).
+    Staggered (pixel (row, measurement id), as ouster-sdk's ``XYZLut``) or laid out like the
+    destaggered images. Returns ``dir`` and ``off``, both (H, W, 3) float64 (the decoder uses
+    the compact factored form of :func:`_kernels.xyz_tables`)."""
+    lut_dir, base, dist = _tables(meta, destaggered)
     h, w = meta.pixels_per_column, meta.columns_per_frame
-    enc = (2.0 * np.pi - np.arange(w) * (2.0 * np.pi / w))[None, :]
-    az = -np.radians(np.asarray(meta.beam_azimuth_angles))[:, None]
-    alt = np.radians(np.asarray(meta.beam_altitude_angles))[:, None]
-    b2l = meta.beam_to_lidar_transform
-    bx, bz = float(b2l[0, 3]), float(b2l[2, 3])
-    dist = bx if bz == 0 else float(np.hypot(bx, bz))
-    dx = np.cos(enc + az) * np.cos(alt)
-    dy = np.sin(enc + az) * np.cos(alt)
-    dz = np.broadcast_to(np.sin(alt), (h, w))
-    direction = np.stack([dx, dy, dz], axis=-1)
-    offset = np.stack([np.cos(enc) * bx - dx * dist, np.sin(enc) * bx - dy * dist,
-                       -dz * dist + bz], axis=-1)
-    t = meta.lidar_to_sensor_transform
-    rot, trans = t[:3, :3], t[:3, 3]
-    direction = direction @ rot.T
-    offset = offset @ rot.T + trans
-    return np.ascontiguousarray(direction * 1e-3), np.ascontiguousarray(offset * 1e-3)
+    shifts = np.asarray(meta.pixel_shift_by_row if destaggered else [0] * h, dtype=np.int64)
+    m = (np.arange(w)[None, :] - shifts[:, None]) % w
+    direction = lut_dir.astype(np.float64)
+    return direction, base[m] - dist * direction
 
 
 class OusterDecoder:
@@ -123,13 +122,12 @@ class OusterDecoder:
         self._names = [FIELD_NAMES[f] for f in present]
         slot = {f: i for i, f in enumerate(present)}
         self._fields = np.ascontiguousarray(self.profile.field_table()[present])
-        self._present = np.arange(len(present), dtype=np.int64)
         self._returns = self._pick_returns(return_mode, intensity, slot)
 
         h, w = m.pixels_per_column, m.columns_per_frame
         self._shifts = np.asarray(m.pixel_shift_by_row, dtype=np.int64)
-        self._lut_dir, self._lut_off = xyz_lut(m)
-        self._planes = np.zeros((len(present), h, w), dtype=np.uint32)
+        self._lut_dir, self._lut_base, self._lut_dist = _tables(m, destaggered=True)
+        self._planes = np.zeros((len(present), h, w), dtype=np.uint32)  # staggered
         self._col_state = np.zeros(w, dtype=np.uint8)
         self._col_ts = np.zeros(w, dtype=np.int64)
         self._window = m.window_mask()
@@ -271,7 +269,7 @@ class OusterDecoder:
             K.fill_frame(batch.data, run, prof.legacy, prof.packet_header_bytes,
                          prof.column_bytes(m.pixels_per_column), m.columns_per_packet,
                          prof.column_header_bytes, prof.channel_bytes, m.pixels_per_column,
-                         self._fields, self._present, self._planes, self._col_state, self._col_ts)
+                         self._fields, self._planes, self._col_state, self._col_ts)
             self._frame_packets += len(run)
             self.stats.packets += len(run)
             if np.count_nonzero(self._col_state[self._window]) == self._window_n:
@@ -290,9 +288,9 @@ class OusterDecoder:
         assert self._frame_id is not None
         valid = self._col_state == K.COL_VALID
         col_time = self._column_times(valid)
-        images = K.destagger(self._planes, self._present, self._shifts)
+        images = K.destagger(self._planes, self._shifts)
         x, y, z, inten, ring, az, t, rtype = K.build_points(
-            self._planes, self._col_state, col_time, self._shifts, self._lut_dir, self._lut_off,
+            images, self._col_state, col_time, self._shifts, self._lut_dir, self._lut_base, self._lut_dist,
             self._returns, self.min_range_mm)
         extras: dict[str, np.ndarray] = {}
         for i, name in enumerate(self._names):
