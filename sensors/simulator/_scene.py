@@ -29,16 +29,19 @@ class Scene:
     cylinder_reflectivity: np.ndarray
     ground_reflectivity: int = GROUND_REFLECTIVITY
 
-    def near(self, x: float, y: float, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes and cylinders whose footprint comes within ``radius`` of (x, y)."""
+    def near_mask(self, x: float, y: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of the boxes and cylinders whose footprint comes within ``radius`` of (x, y)."""
         b = self.boxes
         dx = np.maximum(np.maximum(b[:, 0] - x, x - b[:, 3]), 0.0)
         dy = np.maximum(np.maximum(b[:, 1] - y, y - b[:, 4]), 0.0)
-        keep_b = dx * dx + dy * dy <= radius * radius
         c = self.cylinders
-        keep_c = np.hypot(c[:, 0] - x, c[:, 1] - y) <= radius + c[:, 2]
-        return (np.ascontiguousarray(b[keep_b]), self.box_reflectivity[keep_b],
-                np.ascontiguousarray(c[keep_c]), self.cylinder_reflectivity[keep_c])
+        return dx * dx + dy * dy <= radius * radius, np.hypot(c[:, 0] - x, c[:, 1] - y) <= radius + c[:, 2]
+
+    def near(self, x: float, y: float, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, their reflectivity, cylinders, theirs: those within ``radius`` of (x, y)."""
+        keep_b, keep_c = self.near_mask(x, y, radius)
+        return (np.ascontiguousarray(self.boxes[keep_b]), self.box_reflectivity[keep_b],
+                np.ascontiguousarray(self.cylinders[keep_c]), self.cylinder_reflectivity[keep_c])
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance (m) of each world point ``(N, 3)`` to the nearest scene surface."""

@@ -1,0 +1,61 @@
+"""Drive recordings: the bus to MCAP and back.
+
+- :class:`DriveWriter` writes bus messages to a drive MCAP (zstd chunks; channel layout in
+  :mod:`agent.recording._channels`: raw LiDAR packets byte-exact, GNSS fixes as
+  ``foxglove.LocationFix``, camera frames as ``foxglove.CompressedImage``, NMEA as text).
+- :func:`iter_drive` yields a recording's bus messages; :class:`DriveReader` gives the
+  channels, metadata and truncation state too. A file cut short (power loss) reads up to
+  its last complete message with a warning.
+- :func:`replay` publishes a recording onto the bus (recorded speed or as fast as possible).
+- :func:`record` writes what a bus carries; :func:`import_drive` builds a drive from a
+  pcap / rosbag2 capture, an NMEA log and a video or image folder; :func:`drive_info`
+  summarises a recording.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.recording._channels import BUS_ENCODING, PROFILE, SCHEMAS, decode_payload, encode_payload, topic_for
+from agent.recording._reader import DriveReader, RawMessage, ReadStats, iter_drive
+from agent.recording._replay import ReplayStats, parse_speed, replay
+from agent.recording._writer import DriveWriter
+
+_LAZY = {
+    "record": "agent.recording._record",
+    "RecordStats": "agent.recording._record",
+    "import_drive": "agent.recording._import",
+    "ImportStats": "agent.recording._import",
+    "drive_info": "agent.recording._info",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agent.recording' has no attribute {name!r}")
+
+
+__all__ = [
+    "BUS_ENCODING",
+    "PROFILE",
+    "SCHEMAS",
+    "DriveReader",
+    "DriveWriter",
+    "ImportStats",
+    "RawMessage",
+    "ReadStats",
+    "RecordStats",
+    "ReplayStats",
+    "decode_payload",
+    "drive_info",
+    "encode_payload",
+    "import_drive",
+    "iter_drive",
+    "parse_speed",
+    "record",
+    "replay",
+    "topic_for",
+]
