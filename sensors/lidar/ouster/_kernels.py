@@ -11,13 +11,12 @@ import numpy as np
 from numba import njit
 
 # Packet verdicts of parse_headers.
-OK, BAD_SIZE, BAD_TYPE, BAD_MEASUREMENT_ID, BAD_CRC, BAD_FRAME_ID = 0, 1, 2, 3, 4, 5
+OK, BAD_SIZE, BAD_TYPE, BAD_MEASUREMENT_ID, BAD_CRC = 0, 1, 2, 3, 4
 VERDICTS = {
     BAD_SIZE: "wrong packet size",
     BAD_TYPE: "not a lidar packet (packet_type != 1)",
     BAD_MEASUREMENT_ID: "measurement id out of range",
     BAD_CRC: "CRC64 mismatch",
-    BAD_FRAME_ID: "columns of one packet disagree on the frame id",
 }
 
 # Column states.
@@ -76,11 +75,7 @@ def parse_headers(data: np.ndarray, sizes: np.ndarray, rows: np.ndarray, packet_
             continue
         row = data[r]
         if legacy:
-            fid = _le(row, 10, 2)
-            for c in range(columns_per_packet):
-                base = c * column_bytes
-                if _le(row, base + 10, 2) != fid:
-                    verdict[i] = BAD_FRAME_ID
+            fid = _le(row, 10, 2)  # the first column's frame id, as ouster-sdk reads it
         else:
             if _le(row, 0, 2) != 1:
                 verdict[i] = BAD_TYPE
@@ -136,7 +131,7 @@ def fill_frame(data: np.ndarray, rows: np.ndarray, legacy: bool, header_bytes: i
             ms[c] = m
             col_ts[m] = _le(row, base, 8)
             if legacy:
-                valid = _read(row, base + column_bytes - 4, 4) == 0xFFFFFFFF
+                valid = (_read(row, base + column_bytes - 4, 4) & 1) == 1  # sensors send 0xFFFFFFFF
             else:
                 valid = (_read(row, base + 10, 2) & 1) == 1
             ok[c] = valid

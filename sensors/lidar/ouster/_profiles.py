@@ -13,7 +13,8 @@ all others    32              12              0              32 (CRC64 last)
 Non-legacy packet header: packet_type u16 @0 (1 = lidar), frame_id u16 @2, init_id u24 @4,
 prod_sn u40 @7. Column header: timestamp u64 ns @0, measurement_id u16 @8, status u16 @10
 (bit 0 = valid). LEGACY column: timestamp u64 @0, measurement_id u16 @8, frame_id u16 @10,
-encoder u32 @12, status u32 at the column's end (0xFFFFFFFF = valid). All little-endian.
+encoder u32 @12, status u32 at the column's end (bit 0 = valid; sensors send 0xFFFFFFFF). All
+little-endian.
 
 Each channel field is described as ``(byte offset, bytes, mask, right shift, left shift)``:
 ``value = ((le_read(offset, bytes) & mask) >> right) << left``; low-bandwidth profiles store
