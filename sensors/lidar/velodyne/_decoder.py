@@ -230,12 +230,16 @@ class VelodyneDecoder:
                          x, y, z, inten, ring, az, t, rt, pkt_end, status, last_az)
         bad = status != K.OK
         if bad.any():
-            codes, counts = np.unique(status[bad], return_counts=True)
-            for code, cnt in zip(codes.tolist(), counts.tolist()):
+            for i in np.flatnonzero(bad).tolist():
+                code = int(status[i])
                 reason = K.STATUS_NAMES.get(code, "bad packet")
                 if code == K.BAD_PRODUCT:
-                    reason = "unknown product id"
-                self.stats.bad(reason, cnt)
+                    pid = int(arr[i, 1205])
+                    if pid in UNSUPPORTED_PRODUCTS:
+                        reason = f"unsupported product {UNSUPPORTED_PRODUCTS[pid]}"
+                    elif pid not in MODELS:
+                        reason = "unknown product id"
+                self.stats.bad(reason)
         self.stats.packets += int(n - bad.sum())
         close_before = np.empty(n, np.bool_)
         close_after = np.empty(n, np.bool_)
