@@ -38,37 +38,53 @@ def checksum_ok(line: bytes) -> bool | None:
 
 
 class LineAssembler:
-    """Feed byte chunks, get complete, checked sentences (``$`` or ``!`` to before CR/LF)."""
+    """Feed byte chunks, get complete, checked sentences (``$`` or ``!`` to before CR/LF).
+
+    ``$`` and ``!`` only ever start a sentence, so after lost bytes (:meth:`drop_partial`) the
+    assembler hunts for the next one, and a line holding a start marker past its beginning
+    (the receiver's UART dropped a CR/LF) keeps only the part from the last marker.
+    """
 
     def __init__(self, require_checksum: bool = False) -> None:
         self._buf = bytearray()
-        self._skip_to_eol = False
+        self._hunting = False
         self.require_checksum = require_checksum
         self.stats = AssemblerStats()
 
+    @property
+    def has_partial(self) -> bool:
+        return bool(self._buf)
+
     def drop_partial(self) -> None:
-        """Forget a half-received line (bytes were lost on the link: it cannot be trusted)."""
+        """Forget a half-received line (bytes were lost on the link: it cannot be trusted)
+        and skip to the next sentence start."""
         if self._buf:
             self.stats.partial_dropped += 1
         self._buf.clear()
-        self._skip_to_eol = True
+        self._hunting = True
 
     def feed(self, data: bytes) -> list[str]:
+        if self._hunting:
+            starts = [i for i in (data.find(b"$"), data.find(b"!")) if i >= 0]
+            if not starts:
+                return []
+            data = data[min(starts):]
+            self._hunting = False
         out: list[str] = []
         lines = data.split(b"\n")
+        last = len(lines) - 1
         for i, piece in enumerate(lines):
-            complete = i < len(lines) - 1
-            if self._skip_to_eol:
-                if complete:
-                    self._skip_to_eol = False
+            if self._hunting:  # an overlong line: skip to its end
+                if i < last:
+                    self._hunting = False
                 continue
             self._buf += piece
             if len(self._buf) > MAX_LINE:
                 self.stats.overlong += 1
                 self._buf.clear()
-                self._skip_to_eol = not complete
+                self._hunting = i == last
                 continue
-            if complete:
+            if i < last:
                 line = bytes(self._buf).strip(b"\r")
                 self._buf.clear()
                 if line:
@@ -78,6 +94,10 @@ class LineAssembler:
         return out
 
     def _check(self, line: bytes) -> str | None:
+        k = max(line.rfind(b"$"), line.rfind(b"!"))
+        if k > 0:  # the start of another sentence inside: its predecessor lost its end
+            self.stats.malformed += 1
+            line = line[k:]
         if line[:1] not in (b"$", b"!") or len(line) < 6 or any(b < 0x20 or b > 0x7E for b in line):
             self.stats.malformed += 1
             return None

@@ -84,7 +84,7 @@ class BridgeCore:
         return round(utc * 1e9)
 
     def _lost(self) -> None:
-        if self.nmea._buf:
+        if self.nmea.has_partial:
             self.stats.lines_dropped_on_loss += 1
         self.nmea.drop_partial()
 
