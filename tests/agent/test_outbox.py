@@ -1,4 +1,3 @@
-import multiprocessing as mp
 import os
 import signal
 
@@ -20,11 +19,11 @@ def test_put_is_idempotent_by_key(tmp_path):
         assert ob.count("tx") == 1
 
 
-def _writer(path, n):
+def _writer(path, n, fd):
     ob = Outbox(path)
     for i in range(n):
         ob.put("mqtt", f"k{i}", {"i": i})
-        print(i, flush=True)
+        os.write(fd, f"{i}\n".encode())  # reported only after the commit returned
 
 
 def test_items_survive_sigkill(tmp_path):
@@ -33,14 +32,17 @@ def test_items_survive_sigkill(tmp_path):
     pid = os.fork()
     if pid == 0:  # child: put items, report each after commit
         os.close(r)
-        os.dup2(w, 1)
-        _writer(path, 100000)
-        os._exit(0)
+        try:
+            _writer(path, 100000, w)
+        finally:
+            os._exit(0)
     os.close(w)
     seen = b""
     with os.fdopen(r, "rb", buffering=0) as fh:
         while seen.count(b"\n") < 200:
-            seen += fh.read(64)
+            chunk = fh.read(64)
+            assert chunk, "writer died early"
+            seen += chunk
         os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     committed = [int(x) for x in seen.split(b"\n")[:-1]]
