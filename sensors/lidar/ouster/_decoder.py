@@ -317,9 +317,11 @@ class OusterDecoder:
         m = self.meta
         lead = "metadata does not match the data"
         if self._size_seen:
-            got = ", ".join(f"{s} ({n} packets)" for s, n in self._size_seen.most_common(3))
-            reason = (f"{lead}: expected packet size {self.packet_bytes} ({m.udp_profile_lidar}, "
-                      f"{m.pixels_per_column} beams, {m.columns_per_packet} columns per packet), got {got}")
+            (size, n), *others = self._size_seen.most_common(3)
+            more = "".join(f", {s} ({k})" for s, k in others)
+            reason = (f"{lead}: expected packet size {self.packet_bytes}, got {size} ({n} packets{more}; the "
+                      f"metadata says {m.udp_profile_lidar}, {m.pixels_per_column} beams, "
+                      f"{m.columns_per_packet} columns per packet)")
         elif self._ids_seen:
             (sn, init), _ = self._ids_seen.most_common(1)[0]
             reason = (f"{lead}: packets come from sensor sn {sn} (init_id {init}), the metadata describes "
