@@ -57,6 +57,7 @@ class CoreStats:
     records: Counter = field(default_factory=Counter)  # frame record type name → count
     unexpected: int = 0  # host → MCU record types arriving from the MCU
     lines_dropped_on_loss: int = 0
+    gnss_bytes_lost: int = 0  # UART bytes the offsets say never arrived
     utc_from_host: int = 0  # messages stamped with the host clock (no PPS fit yet)
     mcu: dict[str, Any] = field(default_factory=dict)  # last heartbeat / boot
 
@@ -74,7 +75,7 @@ class BridgeCore:
         self.stats = CoreStats()
         self.last_sync: SyncState | None = None
         self.triggers: list[tuple[CameraTriggered, int | None]] = []  # with their UTC ns
-        self._last_seq: int | None = None
+        self._gnss_next: int | None = None  # UART offset the next GNSS chunk should start at
 
     def _utc_ns(self, tick: int) -> int:
         utc = self.clock.to_utc(tick)
@@ -89,26 +90,28 @@ class BridgeCore:
         self.nmea.drop_partial()
 
     def handle(self, item: Frame | FrameError, mono_ns: int | None = None) -> list[BusMessage]:
-        """Messages for one decoded frame (or none for an error, which only drops partial state)."""
+        """Messages for one decoded frame (none for a frame error: whether GNSS bytes were lost
+        with it is told by the next chunk's UART offset, not guessed: it may have been noise)."""
         if not isinstance(item, Frame):
-            self._lost()
             return []
         mono = time.monotonic_ns() if mono_ns is None else mono_ns
         rec: Record = item.record
         self.stats.records[type(rec).__name__] += 1
         if isinstance(rec, Boot):
-            self._last_seq = item.seq
+            self._gnss_next = None
             self.clock.reset()  # ticks restart with the MCU
             self._lost()
             self.stats.mcu.update(fw_version=".".join(map(str, rec.fw_version)), reset_reason=rec.reset_reason.name)
             log.info("MCU booted: firmware %s, reset reason %s", ".".join(map(str, rec.fw_version)),
                      rec.reset_reason.name)
             return []
-        if self._last_seq is not None and item.seq != (self._last_seq + 1) & 0xFFFF:
-            self._lost()  # frames went missing: a partial NMEA line may lack its middle
-        self._last_seq = item.seq
         out: list[BusMessage] = []
         if isinstance(rec, GnssBytes):
+            if self._gnss_next is not None and rec.offset != self._gnss_next:
+                # UART bytes went missing (a lost frame): a partial line may lack its middle.
+                self.stats.gnss_bytes_lost += (rec.offset - self._gnss_next) & 0xFFFFFFFF
+                self._lost()
+            self._gnss_next = (rec.offset + len(rec.data)) & 0xFFFFFFFF
             for line in self.nmea.feed(rec.data):
                 second = utc_second(line)
                 if second is not None:
@@ -163,6 +166,8 @@ class BridgeCore:
                 "edges": sync.edges, "residual_rms_us": sync.residual_rms * 1e6,
                 "residual_max_us": sync.residual_max * 1e6, "drift_ppm": sync.drift_ppm,
                 "outliers": self.clock.outliers, "restarts": self.clock.restarts},
+            "gnss_bytes_lost": s.gnss_bytes_lost,
+            "nmea_lines_dropped_on_loss": s.lines_dropped_on_loss,
             "utc_from_host": s.utc_from_host,
             "mcu": dict(s.mcu),
         }

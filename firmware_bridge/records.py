@@ -130,25 +130,33 @@ def _unpack(fmt: struct.Struct, data: bytes | memoryview, name: str) -> tuple:
     return fmt.unpack(data)
 
 
+_GNSS = struct.Struct("<I")
+MAX_GNSS_CHUNK = MAX_PAYLOAD - _GNSS.size
+
+
 @dataclass(frozen=True, slots=True)
 class GnssBytes(Record):
-    """A chunk of raw bytes from the GNSS receiver's UART, in order; the header tick is when
-    the chunk's last byte arrived. Chunks cut sentences anywhere."""
+    """A chunk of raw bytes from the GNSS receiver's UART, in order. ``offset`` counts the UART
+    bytes received since boot before this chunk (mod 2^32), so the host knows whether bytes
+    between two chunks went missing. The header tick is when the chunk's last byte arrived.
+    Chunks cut sentences anywhere."""
 
+    offset: int
     data: bytes
 
     TYPE: ClassVar[MsgType] = MsgType.GNSS_BYTES
 
     @classmethod
     def read(cls, data: bytes | memoryview) -> Self:
-        if not 1 <= len(data) <= MAX_PAYLOAD:
-            raise FrameDecodeError(f"GNSS chunk must be 1..{MAX_PAYLOAD} bytes", len(data))
-        return cls(bytes(data))
+        if not 1 <= len(data) - _GNSS.size <= MAX_GNSS_CHUNK:
+            raise FrameDecodeError(f"GNSS chunk must be offset + 1..{MAX_GNSS_CHUNK} bytes", len(data))
+        (offset,) = _GNSS.unpack_from(data)
+        return cls(offset, bytes(data[_GNSS.size :]))
 
     def write(self) -> bytes:
-        if not 1 <= len(self.data) <= MAX_PAYLOAD:
-            raise ValueError(f"GNSS chunk must be 1..{MAX_PAYLOAD} bytes, got {len(self.data)}")
-        return bytes(self.data)
+        if not 1 <= len(self.data) <= MAX_GNSS_CHUNK:
+            raise ValueError(f"GNSS chunk must be 1..{MAX_GNSS_CHUNK} bytes, got {len(self.data)}")
+        return _GNSS.pack(self.offset & 0xFFFFFFFF) + bytes(self.data)
 
 
 _IMU = struct.Struct("<7f")
@@ -425,7 +433,7 @@ def decode_frame(encoded: bytes) -> Frame:
 
 __all__ = [
     "Ack", "AckStatus", "Boot", "CameraTriggerCommand", "CameraTriggered", "DELIMITER", "Frame",
-    "FrameHeader", "GnssBytes", "Heartbeat", "ImuSample", "LedCommand", "LedMode", "MAX_ENCODED",
+    "FrameHeader", "GnssBytes", "Heartbeat", "ImuSample", "LedCommand", "LedMode", "MAX_ENCODED", "MAX_GNSS_CHUNK",
     "MAX_PAYLOAD", "MsgType", "PROTOCOL_VERSION", "Pps", "Power", "PowerReason", "RECORDS", "Record",
     "ResetReason", "TICK_HZ", "decode_body", "decode_frame", "encode_frame", "frame_body",
 ]

@@ -61,7 +61,7 @@ class SentFrame:
     seq: int
     tick: int
     record: Record
-    intact: bool  # went out unchanged (no fault, no reset)
+    intact: bool  # its bytes went out whole (maybe with garbage after them): the host can decode it
     boot: int  # how many resets before it (0 for the first boot)
 
 
@@ -186,6 +186,7 @@ class FirmwareSimulator:
         self._seq = 0
         self._now_utc = self.start_utc
         self._pps_count = 0
+        self._gnss_offset = 0  # UART bytes since boot
         self._trigger_count = 0
         self._host = FrameDecoder()
         self._stop = threading.Event()
@@ -264,7 +265,12 @@ class FirmwareSimulator:
                 chunk = data[pos : pos + n]
                 pos += len(chunk)
                 t = edge_utc + 0.08 + pos * per_byte
-                yield _Event(t, next(order), lambda chunk=chunk: (GnssBytes(chunk), None))
+                yield _Event(t, next(order), lambda chunk=chunk: (self._gnss_chunk(chunk), None))
+
+    def _gnss_chunk(self, chunk: bytes) -> GnssBytes:
+        rec = GnssBytes(self._gnss_offset, chunk)
+        self._gnss_offset = (self._gnss_offset + len(chunk)) & 0xFFFFFFFF
+        return rec
 
     def _imu_events(self, order: Iterator[int]) -> Iterator[_Event]:
         duration = self.end_utc - self.start_utc
@@ -357,7 +363,7 @@ class FirmwareSimulator:
             return
         out = self.faults(index, wire) if self.faults is not None else wire
         if self.keep_log:
-            self.log.append(SentFrame(index, seq, tick, record, out == wire, self.boots))
+            self.log.append(SentFrame(index, seq, tick, record, wire in out, self.boots))
         self._write_all(out)
 
     def _reset_mid_frame(self, wire: bytes) -> None:
@@ -368,6 +374,7 @@ class FirmwareSimulator:
         self.boot_utcs.append(self.boot_utc)
         self._seq = 0
         self._pps_count = 0
+        self._gnss_offset = 0
         self._write_all(b"\x00")
         seq = self._seq
         self._seq += 1

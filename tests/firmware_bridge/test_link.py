@@ -20,7 +20,7 @@ def _frames(n: int, seed: int = 1) -> list[tuple[object, int, int]]:
     for i in range(n):
         kind = i % 3
         if kind == 0:
-            rec = GnssBytes(bytes(rng.randrange(256) for _ in range(rng.randint(1, 80))))
+            rec = GnssBytes(i * 100, bytes(rng.randrange(256) for _ in range(rng.randint(1, 80))))
         elif kind == 1:
             rec = ImuSample((i * 0.5, -1.0, 2.0), (0.0, 0.25, 9.75), 30.0)
         else:

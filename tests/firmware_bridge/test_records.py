@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from firmware_bridge import _cobs
 from firmware_bridge.errors import FrameCRCError, FrameDecodeError
 from firmware_bridge.records import (
-    MAX_PAYLOAD, PROTOCOL_VERSION, RECORDS, Ack, AckStatus, Boot, CameraTriggerCommand, CameraTriggered,
+    MAX_GNSS_CHUNK, PROTOCOL_VERSION, RECORDS, Ack, AckStatus, Boot, CameraTriggerCommand, CameraTriggered,
     FrameHeader, GnssBytes, Heartbeat, ImuSample, LedCommand, LedMode, MsgType, Pps, Power, PowerReason,
     ResetReason, decode_body, decode_frame, encode_frame, frame_body,
 )
@@ -23,7 +23,7 @@ vec3 = st.tuples(f32, f32, f32)
 version = st.tuples(u8, u8, u8)
 
 STRATEGIES = {
-    MsgType.GNSS_BYTES: st.builds(GnssBytes, st.binary(min_size=1, max_size=MAX_PAYLOAD)),
+    MsgType.GNSS_BYTES: st.builds(GnssBytes, u32, st.binary(min_size=1, max_size=MAX_GNSS_CHUNK)),
     MsgType.IMU: st.builds(ImuSample, vec3, vec3, f32),
     MsgType.PPS: st.builds(Pps, u64, u32),
     MsgType.POWER: st.builds(Power, st.booleans(), st.sampled_from(PowerReason), u16),
@@ -36,7 +36,7 @@ STRATEGIES = {
 }
 
 EXAMPLES = [
-    GnssBytes(b"$GPRMC,124022.00,A,4810.8509,N,01133.9095,E,008.5,171.1,010409,002.0,E,A*3B\r\n"),
+    GnssBytes(4_000_000_000, b"$GPRMC,124022.00,A,4810.8509,N,01133.9095,E,008.5,171.1,010409,002.0,E,A*3B\r\n"),
     ImuSample((0.125, -0.25, 0.5), (0.25, 0.5, 9.75), 36.5),
     Pps(123_456_789_012, 42),
     Power(True, PowerReason.IGNITION_ON, 12_600),
@@ -122,5 +122,5 @@ def test_wrong_payload_size_and_truncation() -> None:
     with pytest.raises(FrameDecodeError, match="power: ignition must be 0 or 1"):
         Power.read(b"\x02\x00\x00\x00")
     with pytest.raises(ValueError, match="GNSS chunk"):
-        GnssBytes(b"").write()
+        GnssBytes(0, b"").write()
     assert PROTOCOL_VERSION == 1
