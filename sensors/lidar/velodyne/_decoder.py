@@ -38,6 +38,9 @@ DATA_PORT = 2368
 POSITION_PORT = 8308
 DURATION_THRESHOLD_S = 0.3  # as velodyne_decoder: no scan lasts longer (slowest is 5 Hz)
 _POINTS_PER_PACKET = 384
+_ANGLES = np.radians(np.arange(36000) * 0.01)
+_COS_TAB = np.cos(_ANGLES)
+_SIN_TAB = np.sin(_ANGLES)
 _RETURN_FILTERS = {
     "auto": RETURN_STRONGEST | RETURN_LAST | RETURN_SECOND,
     "dual": RETURN_STRONGEST | RETURN_LAST | RETURN_SECOND,
@@ -77,7 +80,7 @@ def detect_model(packets: list[bytes]) -> VelodyneModel | None:
     vlp16_us = 1327.104 / (2 if dual else 1)
     hdl_us = 552.96 / (2 if dual else 1)
     if abs(delta - vlp16_us) < abs(delta - hdl_us):
-        log.info("product id 0x21 (HDL-32E) but packets every %.0f us: decoding as VLP-16", delta)
+        log.debug("product id 0x21 (HDL-32E) but packets every %.0f us: decoding as VLP-16", delta)
         return VLP16
     return model
 
@@ -202,7 +205,8 @@ class VelodyneDecoder:
             self._tables = (
                 np.uint8(self._pid), m.layout, m.group_blocks, np.cos(el), np.sin(el),
                 np.asarray(m.z_offset_m, dtype=np.float64),
-                np.asarray(m.azimuth_offset_deg, dtype=np.float64), m.rings(), float(m.distance_resolution),
+                np.cos(np.radians(m.azimuth_offset_deg)), np.sin(np.radians(m.azimuth_offset_deg)),
+                m.rings(), float(m.distance_resolution),
                 np.ascontiguousarray(m.time_us, dtype=np.float64), np.ascontiguousarray(m.time_dual_us, dtype=np.float64),
                 np.ascontiguousarray(m.frac, dtype=np.float64),
             )
@@ -224,9 +228,9 @@ class VelodyneDecoder:
         pkt_end = np.empty(n, np.int64)
         status = np.empty(n, np.int8)
         last_az = np.empty(n, np.int64)
-        (pid, layout, group, cos_el, sin_el, z_off, az_off, rings, res, t1, t2, frac) = self._model_tables()
-        K.decode_packets(arr, ts, pid, layout, group, cos_el, sin_el, z_off, az_off, rings, res, t1, t2, frac,
-                         self.min_range_m, _RETURN_FILTERS[self.return_mode], self._kstate,
+        (pid, layout, group, cos_el, sin_el, z_off, cos_off, sin_off, rings, res, t1, t2, frac) = self._model_tables()
+        K.decode_packets(arr, ts, pid, layout, group, cos_el, sin_el, z_off, cos_off, sin_off, rings, res, t1, t2, frac,
+                         self.min_range_m, _RETURN_FILTERS[self.return_mode], _COS_TAB, _SIN_TAB, self._kstate,
                          x, y, z, inten, ring, az, t, rt, pkt_end, status, last_az)
         bad = status != K.OK
         if bad.any():

@@ -38,10 +38,13 @@ def _u16(row, pos):
 
 
 @njit(cache=True)
-def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_off, az_off_deg, ring_of_laser,
-                   dist_res, time_single, time_dual, frac, min_range, keep_flags, state,
+def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_off, cos_off, sin_off, ring_of_laser,
+                   dist_res, time_single, time_dual, frac, min_range, keep_flags, cos_tab, sin_tab, state,
                    out_x, out_y, out_z, out_i, out_ring, out_az, out_t, out_rt, pkt_end, status, last_az):
     """Decode ``data`` (n, 1206) uint8 packets into the ``out_*`` arrays.
+
+    ``cos_tab``/``sin_tab`` hold the 36000 encoder angles (0.01 degree); ``cos_off``/``sin_off``
+    each laser's azimuth offset.
 
     ``state[0]`` carries the last azimuth step (0.01 degree) between firing groups across
     calls (-1 when unknown). ``pkt_end[i]`` is the point count after packet i, ``status[i]``
@@ -158,10 +161,12 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
                     # Rounded to the encoder's 0.01 degree, as velodyne_decoder does.
                     azi = np.int64(math.floor(az[b] + step_f * fr + 0.5)) % 36000
                     azc = azi * 0.01
-                    ang = (azc + az_off_deg[laser]) * (math.pi / 180.0)
+                    # cos/sin of (encoder angle + the laser's azimuth offset) from the table
+                    ca = cos_tab[azi] * cos_off[laser] - sin_tab[azi] * sin_off[laser]
+                    sa = sin_tab[azi] * cos_off[laser] + cos_tab[azi] * sin_off[laser]
                     xy = r * cos_el[laser]
-                    out_x[k] = xy * math.cos(ang)
-                    out_y[k] = -xy * math.sin(ang)
+                    out_x[k] = xy * ca
+                    out_y[k] = -xy * sa
                     out_z[k] = r * sin_el[laser] + z_off[laser]
                     out_i[k] = inten
                     out_ring[k] = ring_of_laser[laser]

@@ -57,10 +57,12 @@ def parse_position_packet(data: bytes, timestamp: float = 0.0) -> PositionInfo |
     raw = bytes(data[_NMEA_OFFSET:_NMEA_END])
     raw = raw.split(b"\x00", 1)[0].rstrip(b"\r\n ")
     if raw:
-        if not raw.startswith(b"$") or any(c < 0x20 or c > 0x7E for c in raw):
-            # a sentence cut by the padding or garbage: keep only a clean prefix line
-            line = raw.split(b"\r", 1)[0].split(b"\n", 1)[0]
-            if not line.startswith(b"$") or any(c < 0x20 or c > 0x7E for c in line):
-                return None
-            raw = line
-    return PositionInfo(us, pps, raw.decode("ascii"), timestamp)
+        # one sentence: the first line, printable ASCII starting with '$'
+        raw = raw.split(b"\r", 1)[0].split(b"\n", 1)[0]
+        if not raw.startswith(b"$") or not raw.isascii():
+            return None
+        text = raw.decode("ascii")
+        if not text.isprintable():
+            return None
+        return PositionInfo(us, pps, text, timestamp)
+    return PositionInfo(us, pps, "", timestamp)
