@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.bus._config import BusConfig
 from agent.errors import ConfigError
+from sensors.camera._config import CameraSourceConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -41,6 +42,7 @@ class AgentConfig(Section):
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    cameras: list[CameraSourceConfig] = Field(default_factory=list)
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the effective configuration."""
