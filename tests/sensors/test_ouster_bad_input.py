@@ -238,3 +238,23 @@ def test_corrupted_packets_never_crash(flips: list[tuple[int, int, int]], cut: i
         assert ((scan.azimuth >= 0) & (scan.azimuth < 360)).all()
         assert scan.extras["range"].shape == (32, 1024)
         assert np.linalg.norm(scan.xyz, axis=1).max() < 600.0  # 19-bit range: at most 524 m
+
+
+def test_absolute_sensor_clock_is_used_as_is() -> None:
+    """With PTP/GPS time the column timestamps are already epoch nanoseconds: no anchoring."""
+    import struct
+
+    epoch_ns = 1_635_448_000_000_000_000  # about 50 minutes after the capture clock: trusted
+    forged = []
+    for p in _lidar_os0():
+        data = bytearray(p.data)
+        for c in range(16):
+            base = 32 + c * (12 + 32 * 16)
+            (ts,) = struct.unpack_from("<Q", data, base)
+            struct.pack_into("<Q", data, base, epoch_ns + ts)
+        forged.append(Packet(p.timestamp, 7502, bytes(data)))
+    (scan,), _ = decode(OS0_JSON, forged)
+    (plain,), _ = decode(OS0_JSON, list(_lidar_os0()))
+    valid = scan.extras["valid_columns"]
+    assert abs(scan.t_start - (epoch_ns + int(plain.extras["column_timestamp"][valid].min())) * 1e-9) < 1e-6
+    np.testing.assert_allclose(scan.time - scan.t_start, plain.time - plain.t_start, atol=1e-6)

@@ -58,7 +58,7 @@ from sensors.lidar.ouster._profiles import (
 )
 from sensors.packets import Packet, batch_packets
 
-_CHUNK = 128  # packets per kernel call: big enough to amortise the call, small for latency
+_CHUNK = 64  # packets per kernel call: amortises the call, holds back at most about one frame
 _GIVE_UP_AFTER = 256  # lidar-sized packets with none matching before the metadata is rejected
 _ABSOLUTE_CLOCK_S = 86400.0
 _REANCHOR_S = 1.0
