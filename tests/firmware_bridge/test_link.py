@@ -63,16 +63,22 @@ def test_any_chunking_gives_the_same_frames(cuts: list[int]) -> None:
 
 
 def _flip(w: bytes, rng: random.Random) -> bytes:
+    if len(w) < 3:
+        return w
     i = rng.randrange(1, len(w) - 1)
     return w[:i] + bytes([w[i] ^ (1 << rng.randrange(8))]) + w[i + 1 :]
 
 
 def _drop(w: bytes, rng: random.Random) -> bytes:
+    if len(w) < 3:
+        return w
     i = rng.randrange(1, len(w) - 1)
     return w[:i] + w[i + 1 :]
 
 
 def _truncate(w: bytes, rng: random.Random) -> bytes:
+    if len(w) < 4:
+        return w[:1]
     return w[: rng.randrange(2, len(w) - 1)]
 
 
@@ -169,7 +175,9 @@ def test_random_corruption_never_yields_a_frame_that_was_not_sent(hits, seed, ch
     sent = [(r, s, t) for r, s, t in frames]
     assert [_key(f) for f in got] == [sent[i] for i in whole]
     assert dec.stats.frames_ok == len(got)
-    if len(whole) < len(frames):
+    if any(w.strip(b"\x00") for i, w in enumerate(wires) if i not in whole):
+        # A damaged frame that left any bytes on the wire is counted as an error (one cut
+        # down to its delimiter leaves nothing to count: the sequence gap tells of it).
         assert dec.stats.crc_errors + dec.stats.decode_errors >= 1
     if whole:  # the sequence numbers tell of every loss between the first and last frame decoded
         lost_between = sum(1 for i in range(whole[0], whole[-1]) if i not in whole)
