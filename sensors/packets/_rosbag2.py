@@ -8,6 +8,8 @@ serialization format empty (written by early rosbag2 releases) are CDR.
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ _MSG_DEFS = {
     VELODYNE_SCAN: "std_msgs/Header header\nvelodyne_msgs/VelodynePacket[] packets\n",
 }
 VELODYNE_DATA_PORT = 2368
+_EMPTY_FORMAT = re.compile(r"""^(\s*serialization_format:\s*)(?:""|''|)\s*$""", re.M)
 
 
 def _typestore():
@@ -56,11 +59,9 @@ class Rosbag2Source:
             raise SourceError(self.name, "no such file or directory")
         if not (bag_dir / "metadata.yaml").exists():
             raise SourceError(self.name, "not a ROS 2 bag (no metadata.yaml)")
-        from rosbags.rosbag2 import Reader
-
+        self._patched: tempfile.TemporaryDirectory | None = None
         try:
-            self._reader = Reader(bag_dir)
-            self._reader.open()
+            self._reader = self._open(bag_dir)
         except Exception as exc:  # rosbags raises several types for a broken bag
             raise SourceError(self.name, f"cannot open ROS 2 bag: {exc}") from None
         self._typestore = _typestore()
@@ -77,6 +78,25 @@ class Rosbag2Source:
                 self.close()
                 raise SourceError(self.name, f"topic {conn.topic}: unsupported serialization format {fmt!r}")
 
+    def _open(self, bag_dir: Path):
+        from rosbags.rosbag2 import Reader
+
+        text = (bag_dir / "metadata.yaml").read_text()
+        if _EMPTY_FORMAT.search(text):
+            # Early rosbag2 releases wrote an empty serialization format; it means CDR.
+            # rosbags refuses it, so read through a view of the bag with the field filled in.
+            self._patched = tempfile.TemporaryDirectory(prefix="edge-agent-bag-")
+            view = Path(self._patched.name)
+            for item in bag_dir.iterdir():
+                if item.name != "metadata.yaml":
+                    (view / item.name).symlink_to(item.resolve())
+            (view / "metadata.yaml").write_text(_EMPTY_FORMAT.sub(r"\1cdr", text))
+            log.info("%s: empty serialization format in metadata.yaml read as cdr", self.name)
+            bag_dir = view
+        reader = Reader(bag_dir)
+        reader.open()
+        return reader
+
     def __enter__(self) -> Rosbag2Source:
         return self
 
@@ -91,6 +111,9 @@ class Rosbag2Source:
             except Exception:  # closing a half-open reader is best effort
                 pass
             self._reader = None
+        if getattr(self, "_patched", None) is not None:
+            self._patched.cleanup()
+            self._patched = None
 
     def __iter__(self) -> Iterator[Packet]:
         if self._reader is None:
