@@ -258,3 +258,31 @@ def test_absolute_sensor_clock_is_used_as_is() -> None:
     valid = scan.extras["valid_columns"]
     assert abs(scan.t_start - (epoch_ns + int(plain.extras["column_timestamp"][valid].min())) * 1e-9) < 1e-6
     np.testing.assert_allclose(scan.time - scan.t_start, plain.time - plain.t_start, atol=1e-6)
+
+
+def test_columns_flagged_invalid_by_the_sensor() -> None:
+    """Status bit 0 clear (e.g. outside the azimuth window): the column is zero and has no
+    points, even when a duplicate of the packet arrives first with the column valid."""
+    import struct
+
+    lidar = list(_lidar_os0())
+    (clean,), _ = decode(OS0_JSON, lidar)
+    data = bytearray(lidar[2].data)  # measurement ids 32..47
+    for c in (0, 5, 15):
+        base = 32 + c * (12 + 32 * 16)
+        struct.pack_into("<H", data, base + 10, 0)
+    stream = lidar[:2] + [Packet(0.0, 7502, bytes(data))] + lidar[3:]
+    (scan,), dec = decode(OS0_JSON, stream)
+    assert dec.stats.bad_packets == 0
+    expected = clean.extras["valid_columns"].copy()
+    expected[[32, 37, 47]] = False
+    np.testing.assert_array_equal(scan.extras["valid_columns"], expected)
+    mids = np.round(scan.azimuth * 1024 / 360.0).astype(int)
+    assert not np.isin(mids, [32, 37, 47]).any()
+    assert len(scan) < len(clean)
+    shifts = np.asarray(json.loads(fixture_file(OS0_JSON).read_text())["data_format"]["pixel_shift_by_row"])
+    mid = (np.arange(1024)[None, :] - shifts[:, None]) % 1024
+    assert not scan.extras["range"][np.isin(mid, [32, 37, 47])].any()
+    # a valid copy of the packet first, the invalid one after: the valid data stays
+    (again,), _ = decode(OS0_JSON, lidar[:3] + [Packet(0.0, 7502, bytes(data))] + lidar[3:])
+    np.testing.assert_array_equal(again.xyz, clean.xyz)

@@ -2,8 +2,10 @@
 
 Layout (little-endian): system timestamp u64 ns @0, accelerometer read time u64 ns @8, gyroscope
 read time u64 ns @16, linear acceleration x/y/z float32 @24/28/32 in g, angular velocity
-x/y/z float32 @36/40/44 in deg/s. Axes are the IMU's own frame (``imu_to_sensor_transform``
-in the metadata takes them to the sensor frame).
+x/y/z float32 @36/40/44 in deg/s. :class:`ImuSample` keeps those units (``accel_g``,
+``gyro_dps``) and converts on request (``accel_mps2``, ``gyro_rps``: the units ouster-sdk 1.x
+reports). Axes are the IMU's own frame (``imu_to_sensor_transform`` in the metadata takes them
+to the sensor frame).
 """
 
 from __future__ import annotations
