@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensors.errors import MetadataError, SensorError
-from sensors.lidar import Scan
+from sensors.lidar import RETURN_LAST, Scan
 from sensors.lidar.ouster import OusterDecoder
 from sensors.packets import Packet, open_packet_source
 from tests._fixtures import fixture_file
@@ -206,6 +206,11 @@ def test_missing_metadata_and_bad_options() -> None:
         OusterDecoder(str(fixture_file(OS1_JSON)), return_mode="second")
     with pytest.raises(SensorError, match="carries no signal"):
         OusterDecoder(str(fixture_file(OS1_JSON)), intensity="signal")
+    with pytest.raises(SensorError, match="return_mode 'last' needs a dual-return profile"):
+        OusterDecoder(str(fixture_file(OS0_JSON)), return_mode="last")  # STRONGEST_TO_WEAKEST
+    doc = json.loads(fixture_file(OS0_JSON).read_text())
+    doc["return_order"] = "NEAREST_TO_FARTHEST"
+    assert OusterDecoder(doc, return_mode="last")._returns[:, 2].tolist() == [RETURN_LAST]
     # options meant for other decoders are ignored
     OusterDecoder(str(fixture_file(OS1_JSON)), cut_angle=90.0, model="VLP-16")
 

@@ -91,7 +91,8 @@ class OusterDecoder:
 
     ``meta`` is a path to the JSON, the JSON text, or a parsed dict. ``return_mode``: ``auto``
     or ``dual`` (every return the profile carries), ``strongest``/``first`` (first return only),
-    ``second`` (second return of a dual profile). Packets whose serial number or init id differ
+    ``second`` (second return of a dual profile), ``last`` (the farther of a dual profile's
+    two returns, when the sensor orders them by range; an error otherwise). Packets whose serial number or init id differ
     from the metadata's are rejected, as ouster-sdk does, unless ``soft_id_check``. CRC64 of
     firmware 3.x packets is checked when present (``check_crc``). Other keyword arguments (meant
     for other decoders) are ignored.
@@ -158,6 +159,15 @@ class OusterDecoder:
             rows = [r1] if r2 is None else [r1, r2]
         elif mode in ("strongest", "first", "single"):
             rows = [r1]
+        elif mode == "last":
+            # a dual profile sends the two strongest returns; which is the farther depends on
+            # the sensor's return_order
+            order = self.meta.return_order
+            if r2 is None or order not in ("FARTHEST_TO_NEAREST", "NEAREST_TO_FARTHEST"):
+                raise DecodeError(f"return_mode 'last' needs a dual-return profile with return_order "
+                                  f"FARTHEST_TO_NEAREST or NEAREST_TO_FARTHEST; the metadata says "
+                                  f"{self.profile.name}, {order}")
+            rows = [r1] if order == "FARTHEST_TO_NEAREST" else [(r2[0], r2[1], RETURN_LAST)]
         elif mode == "second":
             if r2 is None:
                 raise DecodeError(f"return_mode 'second' needs a dual-return profile, the metadata says "
@@ -165,7 +175,7 @@ class OusterDecoder:
             rows = [r2]
         else:
             raise DecodeError(f"unknown return_mode {return_mode!r} for Ouster "
-                              "(auto, dual, strongest, first, second)")
+                              "(auto, dual, strongest, first, second, last)")
         return np.array(rows, dtype=np.int64)
 
     # -- the LidarDecoder protocol ------------------------------------------------------------
@@ -325,8 +335,8 @@ class OusterDecoder:
         elif self._ids_seen:
             (sn, init), _ = self._ids_seen.most_common(1)[0]
             reason = (f"{lead}: packets come from sensor sn {sn} (init_id {init}), the metadata describes "
-                      f"sn {m.prod_sn} (init_id {m.init_id}); use that sensor's metadata "
-                      "(or soft_id_check=True if it was only re-initialised)")
+                      f"sn {m.prod_sn} (init_id {m.init_id}); use that sensor's metadata JSON "
+                      "(soft_id_check=True skips this check for a sensor that was only re-initialised)")
         else:
             why = ", ".join(f"{k}: {v}" for k, v in self.stats.reasons.items())
             reason = f"{lead}: no lidar packet could be decoded ({why})"
