@@ -252,11 +252,21 @@ class Subscriber(_Socket):
         self._last[key] = seq
         self.stats.received += 1
 
-    def _recv_frames(self, timeout_ms: int | None) -> list[bytes] | None:
+    def _recv_frames(self, deadline: float | None) -> list[bytes] | None:
+        """The next multipart message, or None once ``deadline`` (monotonic s) passes."""
         sock = self._socket()
-        if timeout_ms is not None and not sock.poll(timeout_ms, zmq.POLLIN):
-            return None
-        return sock.recv_multipart()
+        while True:
+            try:
+                # try first: under load a message is usually waiting, and poll costs a syscall
+                return sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            if deadline is None:
+                return sock.recv_multipart()
+            left = int((deadline - time.monotonic()) * 1000)
+            if left <= 0 or not sock.poll(left, zmq.POLLIN):
+                if left > 0 or not sock.poll(0, zmq.POLLIN):
+                    return None
 
     def _bad(self, reason: str | MessageDecodeError) -> None:
         err = reason if isinstance(reason, MessageDecodeError) else MessageDecodeError(reason)
@@ -265,13 +275,16 @@ class Subscriber(_Socket):
         self.stats.decode_errors += 1
         log.warning("bus %s: skipped a malformed message: %s", self.endpoint, err)
 
+    @staticmethod
+    def _deadline(timeout_ms: int | None) -> float | None:
+        return None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+
     def recv_raw(self, timeout_ms: int | None = None) -> tuple[MessageType, dict, bytes] | None:
         """The next message as (type, header fields, encoded body) without decoding the body
         (a recorder stores the bytes as they are). None on timeout."""
-        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        deadline = self._deadline(timeout_ms)
         while True:
-            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            frames = self._recv_frames(left)
+            frames = self._recv_frames(deadline)
             if frames is None:
                 return None
             try:
@@ -289,17 +302,24 @@ class Subscriber(_Socket):
 
     def recv(self, timeout_ms: int | None = None) -> Message | None:
         """The next decoded message, or None when ``timeout_ms`` passes first."""
-        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        deadline = self._deadline(timeout_ms)
         while True:
-            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            raw = self.recv_raw(left)
-            if raw is None:
+            frames = self._recv_frames(deadline)
+            if frames is None:
                 return None
             try:
-                return decode_message(raw[2])
+                if len(frames) != 2:
+                    raise MessageDecodeError(f"expected 2 frames (topic, body), got {len(frames)}")
+                msg = decode_message(frames[1])
+                if frames[0] != msg.TYPE.topic:
+                    message_type_of_topic(frames[0])  # names an unknown topic first
+                    raise MessageDecodeError(f"topic {bytes(frames[0]).decode()} carries a {msg.TYPE.name} body",
+                                             int(msg.TYPE))
             except MessageDecodeError as err:
-                self.stats.received -= 1  # counted by recv_raw, but not delivered
                 self._bad(err)
+                continue
+            self._count(msg.TYPE, msg.publisher, msg.seq)
+            return msg
 
     def __iter__(self) -> Iterator[Message]:
         """Messages until the socket is closed (blocks between them)."""

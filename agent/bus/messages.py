@@ -85,6 +85,9 @@ def _now_utc() -> int:
     return time.time_ns()
 
 
+_TYPE_BY_CODE: dict[int, MessageType] = {int(t): t for t in MessageType}
+
+
 class _Reader:
     """Cursor over a buffer that turns every short read into a MessageDecodeError."""
 
@@ -184,12 +187,18 @@ def _read_header(buf: bytes | bytearray | memoryview) -> tuple[_Reader, MessageT
         raise r.fail(f"bad magic {bytes(magic)!r} (expected {WIRE_MAGIC!r})")
     if version != WIRE_VERSION:
         raise r.fail(f"unsupported wire version {version} (this build reads {WIRE_VERSION})")
+    kind = _TYPE_BY_CODE.get(mtype)  # a dict lookup: much cheaper than MessageType(mtype)
+    if kind is None:
+        raise r.fail(f"unknown message type {mtype}")
+    r.msg_type = mtype
+    end = HEADER_SIZE + slen
+    if end > len(buf):
+        r.take(slen, "source id")  # raises the truncation error
     try:
-        kind = MessageType(mtype)
-    except ValueError:
-        raise r.fail(f"unknown message type {mtype}") from None
-    r.msg_type = int(kind)
-    source = r.text(slen, "source id")
+        source = str(buf[HEADER_SIZE:end], "utf-8")
+    except UnicodeDecodeError:
+        raise r.fail("source id is not UTF-8") from None
+    r.pos = end
     head = {"source": source, "mono_ns": mono, "utc_ns": utc, "seq": seq, "publisher": publisher}
     return r, kind, head
 
