@@ -35,6 +35,11 @@ class CameraRenderer:
             if kind == "car":
                 self.box_color[i] = rng.uniform(30, 230, size=3)
         self._sky = self._background()
+        b = scene.boxes
+        corners = np.stack([np.stack([b[:, 0 + 3 * (k & 1)], b[:, 1 + 3 * ((k >> 1) & 1)], b[:, 2 + 3 * ((k >> 2) & 1)]],
+                                     axis=-1) for k in range(8)], axis=1)  # (M, 8, 3)
+        self._faces = corners[:, np.array(_FACES)]  # (M, 5, 4, 3)
+        self._shade = 0.55 + 0.45 * np.maximum(0.0, _NORMALS @ _LIGHT)
 
     def _background(self) -> np.ndarray:
         h, w = self.height, self.width
@@ -59,26 +64,21 @@ class CameraRenderer:
         down = np.array([0.0, 0.0, -1.0])
         rot = np.stack([right, down, fwd])  # world offset -> camera (X right, Y down, Z forward)
         polys: list[tuple[float, np.ndarray, tuple[int, int, int]]] = []
-        b = self.scene.boxes
-        if len(b):
-            keep = self.scene.near_mask(float(cam[0]), float(cam[1]), _FAR)[0]
-            for i in np.nonzero(keep)[0]:
-                box = b[i]
-                corners = np.array([[box[0 + 3 * (k & 1)], box[1 + 3 * ((k >> 1) & 1)], box[2 + 3 * ((k >> 2) & 1)]]
-                                    for k in range(8)])
-                pc = (corners - cam) @ rot.T
-                if pc[:, 2].max() < _NEAR:
-                    continue
-                for f, face in enumerate(_FACES):
-                    n = _NORMALS[f]
-                    centre = corners[list(face)].mean(axis=0)
-                    if np.dot(n, cam - centre) <= 0:  # back face
-                        continue
-                    shade = 0.55 + 0.45 * max(0.0, float(np.dot(n, _LIGHT)))
-                    color = tuple(int(v) for v in self.box_color[i] * shade)
-                    poly = _clip_near(pc[list(face)])
-                    if poly is not None:
-                        polys.append((float(np.linalg.norm(centre - cam)), poly, color))
+        keep = self.scene.near_mask(float(cam[0]), float(cam[1]), _FAR)[0] if len(self.scene.boxes) else None
+        if keep is not None and keep.any():
+            idx = np.nonzero(keep)[0]
+            faces = self._faces[idx]  # (B, 5, 4, 3) world corners of each face
+            centres = faces.mean(axis=2)
+            facing = np.einsum("fk,bfk->bf", _NORMALS, cam - centres) > 0
+            pc = (faces - cam) @ rot.T  # camera coordinates
+            zs = pc[..., 2]
+            vis = facing & (zs.max(axis=2) >= _NEAR)
+            dist = np.linalg.norm(centres - cam, axis=2)
+            for b, f in zip(*np.nonzero(vis)):
+                color = tuple(int(v) for v in self.box_color[idx[b]] * self._shade[f])
+                poly = pc[b, f] if zs[b, f].min() >= _NEAR else _clip_near(pc[b, f])
+                if poly is not None:
+                    polys.append((float(dist[b, f]), poly, color))
         for cyl, refl in zip(self.scene.cylinders, self.scene.cylinder_reflectivity):
             d = np.hypot(cyl[0] - cam[0], cyl[1] - cam[1])
             if d > _FAR:

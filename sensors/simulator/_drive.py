@@ -28,6 +28,9 @@ LIDAR_MOUNT_HEIGHT = 1.9
 GNSS_ANTENNA_HEIGHT = 1.95
 
 
+KINDS = ("lidar", "nmea", "fix", "imu", "camera")
+
+
 class SimEvent(NamedTuple):
     """One sensor output: ``t`` UTC seconds; ``kind`` is lidar | nmea | fix | imu | camera."""
 
@@ -94,6 +97,7 @@ class DriveSimulation:
     trajectory: Trajectory = field(init=False)
     scene: Scene = field(init=False)
     sensor: SimulatedLidar = field(init=False)
+    _rmc_cache: tuple[int, str] = field(init=False, default=(-1, ""), repr=False)
 
     def __post_init__(self) -> None:
         if not (self.duration > 0 and math.isfinite(self.duration)):
@@ -150,9 +154,12 @@ class DriveSimulation:
     # ---- sensor streams --------------------------------------------------------------------
 
     def _rmc_at(self, t: float) -> str:
-        epoch = math.floor((t - self.start_utc) * self.gnss_hz + 1e-9) / self.gnss_hz + self.start_utc
-        f = self.fix_at(epoch)
-        return _nmea.rmc(epoch, f.lat, f.lon, f.speed_mps, f.course_deg)
+        k = math.floor((t - self.start_utc) * self.gnss_hz + 1e-9)
+        if self._rmc_cache[0] != k:
+            epoch = self.start_utc + k / self.gnss_hz
+            f = self.fix_at(epoch)
+            self._rmc_cache = (k, _nmea.rmc(epoch, f.lat, f.lon, f.speed_mps, f.course_deg))
+        return self._rmc_cache[1]
 
     def _lidar_events(self, chunk: int = 150) -> Iterator[SimEvent]:
         total = self.sensor.packet_count(self.duration)
@@ -191,10 +198,20 @@ class DriveSimulation:
             jpeg = cam.jpeg(float(p.x[0]), float(p.y[0]), float(p.yaw[0]))
             yield SimEvent(self.start_utc + t_rel, "camera", Frame("cam_front", w, h, jpeg, k))
 
-    def events(self) -> Iterator[SimEvent]:
-        """Every sensor output of the drive in time order."""
-        streams = [self._lidar_events(), self._gnss_events(), self._imu_events()]
-        if self.camera:
+    def events(self, kinds: set[str] | None = None) -> Iterator[SimEvent]:
+        """Every sensor output of the drive in time order (``kinds`` picks streams among
+        lidar, nmea, fix, imu, camera)."""
+        want = set(KINDS) if kinds is None else set(kinds)
+        if not self.camera:
+            want.discard("camera")
+        streams: list[Iterator[SimEvent]] = []
+        if "lidar" in want:
+            streams.append(self._lidar_events())
+        if want & {"nmea", "fix"}:
+            streams.append(e for e in self._gnss_events() if e.kind in want)
+        if "imu" in want:
+            streams.append(self._imu_events())
+        if "camera" in want:
             streams.append(self._camera_events())
         return heapq.merge(*streams, key=lambda e: e.t)
 

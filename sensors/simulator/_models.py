@@ -34,6 +34,7 @@ class LidarModel:
     record_laser: tuple[int, ...]  # laser id of each of the 32 records of a block
     record_offset_us: tuple[float, ...]  # firing time of each record after the block start
     max_range_m: float
+    z_offset_mm: tuple[float, ...] = ()  # per laser id: height of the beam's origin (0 if empty)
     min_range_m: float = 0.5
 
     @property
@@ -44,15 +45,22 @@ class LidarModel:
     def packet_us(self) -> float:
         return self.block_us * BLOCKS_PER_PACKET
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(elevation rad, rot rad, laser id, offset s) per record of a block."""
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(elevation rad, rot rad, laser id, firing offset s, beam origin z m) per record of a block."""
         laser = np.asarray(self.record_laser, dtype=np.int64)
         elev = np.radians(np.asarray(self.elevation_deg))[laser]
         rot = np.radians(np.asarray(self.rot_deg))[laser]
         offs = np.asarray(self.record_offset_us) * 1e-6
-        return elev, rot, laser, offs
+        z = np.asarray(self.z_offset_mm or (0.0,) * self.lasers) * 1e-3
+        return elev, rot, laser, offs, z[laser]
 
 
+# Beam origins sit above or below the sensor frame's origin: the VLP-16 manual's "vertical
+# correction" table; for the VLP-32C and HDL-32E the values velodyne_decoder applies (the
+# HDL-32E's follow -28.95 mm * tan(elevation)). Decoders add them to z.
+_VLP16_Z = (11.2, -0.7, 9.7, -2.2, 8.1, -3.7, 6.6, -5.1, 5.1, -6.6, 3.7, -8.1, 2.2, -9.7, 0.7, -11.2)
+_VLP32C_Z = (19.77, 0.74, 1.23, 11.87, 8.48, 0.0, 0.49, 6.6, 5.4, -0.25, 0.25, 4.57, 3.96, -0.99, -0.49, 2.96,
+             3.46, -1.23, -0.74, 2.72, 2.47, -2.47, -1.73, 1.98, 2.22, -5.21, -3.46, 1.73, 1.48, -11.36, -7.73, 0.99)
 _VLP16_ELEV = (-15.0, 1.0, -13.0, 3.0, -11.0, 5.0, -9.0, 7.0, -7.0, 9.0, -5.0, 11.0, -3.0, 13.0, -1.0, 15.0)
 _HDL32_ELEV = (-30.67, -9.33, -29.33, -8.0, -28.0, -6.67, -26.67, -5.33, -25.33, -4.0, -24.0, -2.67, -22.67,
                -1.33, -21.33, 0.0, -20.0, 1.33, -18.67, 2.67, -17.33, 4.0, -16.0, 5.33, -14.67, 6.67, -13.33,
@@ -70,7 +78,7 @@ MODELS: dict[str, LidarModel] = {
         distance_resolution_m=0.002, block_us=110.592,
         record_laser=tuple(i % 16 for i in range(32)),
         record_offset_us=tuple((i // 16) * 55.296 + (i % 16) * 2.304 for i in range(32)),
-        max_range_m=100.0,
+        max_range_m=100.0, z_offset_mm=_VLP16_Z,
     ),
     # Lasers fire in pairs every 2.304 µs, one sequence (55.296 µs) per block.
     "vlp32c": LidarModel(
@@ -78,7 +86,7 @@ MODELS: dict[str, LidarModel] = {
         distance_resolution_m=0.004, block_us=55.296,
         record_laser=tuple(range(32)),
         record_offset_us=tuple((i // 2) * 2.304 for i in range(32)),
-        max_range_m=200.0,
+        max_range_m=200.0, z_offset_mm=_VLP32C_Z,
     ),
     # One laser every 1.152 µs, 46.08 µs per block.
     "hdl32e": LidarModel(
@@ -86,7 +94,7 @@ MODELS: dict[str, LidarModel] = {
         distance_resolution_m=0.002, block_us=46.08,
         record_laser=tuple(range(32)),
         record_offset_us=tuple(i * 1.152 for i in range(32)),
-        max_range_m=100.0,
+        max_range_m=100.0, z_offset_mm=tuple(-28.95 * float(np.tan(np.radians(e))) for e in _HDL32_ELEV),
     ),
 }
 

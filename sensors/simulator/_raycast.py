@@ -202,13 +202,13 @@ def cast_rays_binned(origins, dirs, boxes, box_refl, cyls, cyl_refl, ground_refl
 
 
 @njit(cache=True)
-def surface_distance(points, boxes, cyls):  # pragma: no cover - compiled
-    """Distance of each point to the nearest surface: ground, box faces, cylinder walls."""
+def surface_distance(points, boxes, cyls, ground=True):  # pragma: no cover - compiled
+    """Distance of each point to the nearest surface: ground (z = 0), box faces, cylinder walls."""
     n = points.shape[0]
     out = np.empty(n, np.float64)
     for i in range(n):
         x, y, z = points[i, 0], points[i, 1], points[i, 2]
-        best = abs(z)
+        best = abs(z) if ground else 1e30
         for j in range(boxes.shape[0]):
             b = boxes[j]
             # Distance to the box surface: outside, the usual box distance; inside, to the nearest face.

@@ -43,12 +43,13 @@ class Scene:
         return (np.ascontiguousarray(self.boxes[keep_b]), self.box_reflectivity[keep_b],
                 np.ascontiguousarray(self.cylinders[keep_c]), self.cylinder_reflectivity[keep_c])
 
-    def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
-        """Distance (m) of each world point ``(N, 3)`` to the nearest scene surface."""
+    def distance_to_surface(self, points: np.ndarray, ground: bool = True) -> np.ndarray:
+        """Distance (m) of each world point ``(N, 3)`` to the nearest scene surface (the
+        ground plane included unless ``ground`` is False)."""
         from sensors.simulator._raycast import surface_distance
 
         pts = np.ascontiguousarray(points, dtype=np.float64)
-        return surface_distance(pts, np.ascontiguousarray(self.boxes), np.ascontiguousarray(self.cylinders))
+        return surface_distance(pts, np.ascontiguousarray(self.boxes), np.ascontiguousarray(self.cylinders), ground)
 
 
 class _Builder:

@@ -90,7 +90,7 @@ class SimulatedLidar:
         self.position_every = position_every
         self.noise_m = noise_m
         self.rng = np.random.default_rng(seed + 7919)
-        self._elev, self._rot, self._laser, self._offs = model.arrays()
+        self._elev, self._rot, self._laser, self._offs, self._zoff = model.arrays()
         self.packet_s = model.packet_us * 1e-6
         self.block_s = model.block_us * 1e-6
 
@@ -128,6 +128,8 @@ class SimulatedLidar:
         cy, syaw = np.cos(yaw), np.sin(yaw)
         sx, sy, sz = sx.reshape(-1), sy.reshape(-1), sz.reshape(-1)
         dirs = np.stack([sx * cy - sy * syaw, sx * syaw + sy * cy, sz], axis=-1)
+        # Each beam starts at its own height on the sensor's axis (flat road: sensor z = world z).
+        origin[:, 2] += np.broadcast_to(self._zoff[None, None, :], t_fire.shape).reshape(-1)
         mid = origin[len(origin) // 2]
         boxes, brefl, cyls, crefl = self.scene.near(float(mid[0]), float(mid[1]), m.max_range_m + 20.0)
         dist, refl = cast_rays_binned(np.ascontiguousarray(origin), np.ascontiguousarray(dirs), boxes, brefl,
@@ -140,7 +142,10 @@ class SimulatedLidar:
         refl = refl.reshape(n, BLOCKS_PER_PACKET, RECORDS_PER_BLOCK)
         az_c = (np.round(az_blk * 100.0).astype(np.int64) % 36000).astype(np.uint16)
         t_abs = self.t0 + t_pkt
-        datas = encode_data_packets(az_c, units, refl, micros_past_hour(t_abs), m.product_id)
+        # Microseconds past the hour from integers: float epoch seconds carry only ~0.2 us.
+        us = round(self.t0 * 1e6) + np.round(np.arange(p0, p1) * m.packet_us).astype(np.int64)
+        toh = (us % 3_600_000_000).astype(np.uint32)
+        datas = encode_data_packets(az_c, units, refl, toh, m.product_id)
         for i, data in enumerate(datas):
             recv = float(t_abs[i] + self.packet_s + 50e-6)
             yield Packet(recv, DATA_PORT, data)
