@@ -35,6 +35,7 @@ _LAZY = {
     "Publisher": "agent.bus._zmq",
     "Subscriber": "agent.bus._zmq",
     "SubscriberStats": "agent.bus._zmq",
+    "pump": "agent.bus._pump",
 }
 
 
@@ -68,4 +69,5 @@ __all__ = [
     "decode_message",
     "message_type_of_topic",
     "peek_header",
+    "pump",
 ]

@@ -188,3 +188,21 @@ def test_config_section_and_factories(tmp_path: Path) -> None:
         load_config(overrides={"bus.endpoint": "udp://x"})
     with pytest.raises(ConfigError, match="bus.send_hwm"):
         load_config(overrides={"bus.send_hwm": 0})
+
+
+def test_pump_a_gnss_source_onto_the_bus(tmp_path: Path) -> None:
+    from agent.bus import pump
+    from sensors.gnss import NmeaFileSource, with_checksum
+
+    log = tmp_path / "drive.nmea"
+    lines = []
+    for i in range(3):
+        lines.append(with_checksum(f"GPGGA,1200{i:02d},4807.038,N,01131.000,E,5,12,0.6,545.4,M,46.9,M,1.0,0001"))
+        lines.append(with_checksum(f"GPRMC,1200{i:02d},A,4807.038,N,01131.000,E,1.0,90.0,010724,,,F"))
+    log.write_text("# a comment\n" + "\n".join(lines) + "\n")
+    ep = f"ipc://{tmp_path}/pump.sock"
+    with Publisher(ep) as pub, Subscriber(ep, [MessageType.GNSS_FIX]) as sub, NmeaFileSource(log, source_id="g") as src:
+        pub.wait_for_subscriber()
+        assert pump(src, pub.publish) == 9  # 6 sentences + 3 fixes
+        fixes = [sub.recv(timeout_ms=2000) for _ in range(3)]
+    assert [f.fix_type.name for f in fixes] == ["RTK_FLOAT"] * 3 and [f.seq for f in fixes] == [1, 2, 3]
