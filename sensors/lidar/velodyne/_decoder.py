@@ -125,7 +125,7 @@ class VelodyneDecoder:
         self.stats = DecoderStats()
         self.positions: deque[PositionInfo] = deque(maxlen=1000)
         self._probe: list[Packet] = []  # data packets held until the model is known
-        self._kstate = np.array([-1.0])  # last azimuth step
+        self._kstate = np.array([-1.0, 0.0, 0.0])  # last azimuth step, previous packet azimuth
         self._cstate = np.zeros(3)  # coverage, first stamp, packets in open scan
         self._cut = int(round(self.cut_angle_deg * 100)) % 36000
         self._open: list[tuple[np.ndarray, ...]] = []  # point chunks of the open scan

@@ -46,8 +46,8 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
     ``cos_tab``/``sin_tab`` hold the 36000 encoder angles (0.01 degree); ``cos_off``/``sin_off``
     each laser's azimuth offset.
 
-    ``state[0]`` carries the last azimuth step (0.01 degree) between firing groups across
-    calls (-1 when unknown). ``pkt_end[i]`` is the point count after packet i, ``status[i]``
+    ``state`` carries across calls: [last azimuth step between firing groups (0.01 degree,
+    -1 when unknown), first azimuth of the previous packet, 1 if there was one]. ``pkt_end[i]`` is the point count after packet i, ``status[i]``
     its status code, ``last_az[i]`` the azimuth of its last used block (0.01 degree).
     Returns the total number of points written.
     """
@@ -56,6 +56,8 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
     az = np.empty(12, dtype=np.int64)
     bank = np.empty(12, dtype=np.int64)
     last_step = state[0]
+    prev_az0 = state[1]
+    have_prev = state[2] > 0
     for p in range(n):
         row = data[p]
         pkt_end[p] = k
@@ -106,13 +108,23 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
         last_az[p] = az[nblocks - 1]
         t0 = stamps[p]
         ngroups = nblocks // group
-        # The azimuth advance per firing group, averaged over the packet: block azimuths
-        # jitter by +-0.02 degree, the mean rate over 11 intervals does not.
-        if ngroups > 1:
+        # The azimuth advance per firing group. VLP/HDL: averaged over the packet (block
+        # azimuths jitter by +-0.02 degree, the mean over 11 intervals does not). VLS-128 (3
+        # groups, 1 in dual mode): from the previous packet's first azimuth, unless a packet
+        # was lost in between (step 1.8 times the last one), as velodyne_decoder does.
+        from_prev = False
+        if layout == 2 and have_prev:
+            step = ((az[0] - prev_az0 + 36000) % 36000) / ngroups
+            if step <= _MAX_STEP and not (last_step > 0 and step > 1.8 * last_step):
+                last_step = step
+            from_prev = True
+        if ngroups > 1 and not from_prev:
             span = (az[(ngroups - 1) * group] - az[0] + 36000) % 36000
             step = span / (ngroups - 1)
             if step <= _MAX_STEP:
                 last_step = step
+        prev_az0 = az[0]
+        have_prev = True
         step_f = last_step if last_step >= 0 else 0.0
         for g in range(ngroups):
             first = g * group
@@ -176,6 +188,8 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
                     k += 1
         pkt_end[p] = k
     state[0] = last_step
+    state[1] = prev_az0
+    state[2] = 1.0 if have_prev else 0.0
     return k
 
 

@@ -39,14 +39,14 @@ PID_VLS128 = 0xA1
 # Per-laser z offsets ("vertical correction": the height of each beam's origin above the
 # sensor frame's origin), in laser order. VLP-16 and Puck Hi-Res: the user manuals' tables.
 # VLP-32C and HDL-32E: what velodyne_decoder 3.1 applies, measured against it to 0.01 mm
-# (HDL-32E: -28.95 mm * tan(elevation)); not given in those manuals. VLS-128: none (no
-# reference to check against).
+# (HDL-32E: -28.95 mm * tan(elevation), VLS-128: -58.63 mm * tan(elevation)); not given in
+# those manuals.
 VLP16_Z_MM = [11.2, -0.7, 9.7, -2.2, 8.1, -3.7, 6.6, -5.1, 5.1, -6.6, 3.7, -8.1, 2.2, -9.7, 0.7, -11.2]
 PUCK_HIRES_Z_MM = [7.4, -0.9, 6.5, -1.8, 5.5, -2.7, 4.6, -3.7, 3.7, -4.6, 2.7, -5.5, 1.8, -6.5, 0.9, -7.4]
 VLP32C_Z_MM = [19.77, 0.74, 1.23, 11.87, 8.48, 0.0, 0.49, 6.6, 5.4, -0.25, 0.25, 4.57, 3.96, -0.99, -0.49, 2.96,
                3.46, -1.23, -0.74, 2.72, 2.47, -2.47, -1.73, 1.98, 2.22, -5.21, -3.46, 1.73, 1.48, -11.36, -7.73, 0.99]
 HDL32E_FOCAL_M = 0.02895
-VLS128_FOCAL_M = 0.0
+VLS128_FOCAL_M = 0.05863
 
 # Layout kinds understood by the kernel.
 LAYOUT_16 = 0  # two firing sequences of 16 lasers per block (VLP-16, Puck)
@@ -184,7 +184,8 @@ _VLS128_TABLE = [
 
 def _vls128() -> VelodyneModel:
     # VLS-128 manual: 128 lasers in 16 firing groups of 8; a firing sequence lasts 53.3 us,
-    # a group 2.665 us, with one group-length maintenance gap after group 8; the packet time
+    # a group 2.665 us, with a 5.33 us maintenance period (two group slots) after group 8 and
+    # another at the end of the sequence (velodyne_decoder 3.1 agrees); the packet time
     # refers to the first firing minus 8.7 us (time-of-hour adjustment). A sequence fills 4
     # blocks (one per bank) sharing one azimuth; a packet holds 3 sequences (single return).
     # In dual-return mode one sequence fills 8 blocks (last/strongest per bank) and the last 4
@@ -194,7 +195,7 @@ def _vls128() -> VelodyneModel:
     elev = np.array([t[1] for t in _VLS128_TABLE], dtype=np.float64)
     laser = np.arange(128)
     group = laser // 8
-    slot_group = group + group // 8  # the maintenance gap after group 8
+    slot_group = group + 2 * (group // 8)  # the maintenance period after group 8
     # VLS-128 tables are per laser (bank decided at run time): index [sequence, laser].
     time_us = np.stack([s * seq_us + slot_group * group_us - toh_us for s in range(3)])  # (3,128)
     time_dual_us = np.stack([slot_group * group_us - toh_us for _ in range(3)])
