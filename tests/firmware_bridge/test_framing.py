@@ -54,7 +54,7 @@ def test_cobs_block_boundaries_match_reference(parts: list[bytes]) -> None:
 @pytest.mark.parametrize(("bad", "why"), [
     (b"", "empty"),
     (b"\x05ab", "runs past the end"),
-    (b"\x03a\x00", "zero"),
+    (b"\x03a\x00", "zero byte at offset 2"),
     (b"\x00", "zero byte at offset 0"),
 ])
 def test_cobs_decode_rejects(bad: bytes, why: str) -> None:
