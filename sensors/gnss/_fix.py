@@ -83,6 +83,7 @@ class FixAssembler:
         self.date = date
         self._cur: _Epoch | None = None
         self._last_tod: int | None = None  # time of day of the last emitted epoch
+        self._last_utc = NO_TIME  # UTC of the last emitted fix
         self.emitted = 0
 
     def _start(self, tod: int | None, mono_ns: int | None, utc_rx_ns: int | None) -> list[GnssFix]:
@@ -167,11 +168,16 @@ class FixAssembler:
         futc = NO_TIME
         if e.tod_ns is not None and self.date is not None:
             futc = utc_ns(self.date, e.tod_ns)
+            # past midnight before the next RMC/ZDA brought the new date: the day rolled over
+            if self._last_utc != NO_TIME and futc < self._last_utc - 43_200_000_000_000:
+                futc += 86_400_000_000_000
+            self._last_utc = futc
         sats = e.sats if e.sats is not None and 0 <= e.sats <= 32767 else -1
         fix = GnssFix(
             source=self.source, mono_ns=e.mono_ns, utc_ns=futc if futc != NO_TIME else e.utc_rx_ns,
             lat_deg=math.nan if e.lat is None else e.lat, lon_deg=math.nan if e.lon is None else e.lon,
-            alt_m=math.nan if e.alt is None or not math.isfinite(e.alt) else e.alt, fix_type=e.fix if e.lat is not None else FixType.NO_FIX, hdop=_f32(e.hdop),
+            alt_m=math.nan if e.alt is None or not math.isfinite(e.alt) else e.alt,
+            fix_type=e.fix if e.lat is not None else FixType.NO_FIX, hdop=_f32(e.hdop),
             num_sats=sats, speed_mps=_f32(e.speed), course_deg=_f32(e.course), geoid_sep_m=_f32(e.geoid),
             fix_utc_ns=futc, h_std_m=_f32(e.h_std), v_std_m=_f32(e.v_std),
         )

@@ -305,7 +305,7 @@ class GpsdSource:
         while not self._closed and self._sock is not None:
             try:
                 chunk = self._sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if self.idle_timeout_s is not None and time.monotonic() - last > self.idle_timeout_s:
                     return
                 continue

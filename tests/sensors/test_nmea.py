@@ -275,3 +275,16 @@ def test_fuzz_well_formed_envelopes(addr: str, fields: list[str]) -> None:
     asm = FixAssembler()
     for fix in asm.push(rec) + asm.flush():  # the assembler takes whatever parsed
         fix.encode()
+
+
+def test_assembler_midnight_rollover_before_the_new_date() -> None:
+    asm = FixAssembler()
+    out = []
+    for body in ["GPRMC,235959.00,A,4807.0000,N,01131.0000,E,0.0,0.0,311224,,,A",
+                 "GPGGA,235959.00,4807.0000,N,01131.0000,E,1,08,1.0,500.0,M,47.0,M,,",
+                 "GPGGA,000000.00,4807.0000,N,01131.0000,E,1,08,1.0,500.0,M,47.0,M,,",
+                 "GPGGA,000001.00,4807.0000,N,01131.0000,E,1,08,1.0,500.0,M,47.0,M,,"]:
+        out += asm.push(parse_sentence(with_checksum(body)))
+    out += asm.flush()
+    new_year = int(dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+    assert [f.fix_utc_ns for f in out] == [new_year - 10**9, new_year, new_year + 10**9]
