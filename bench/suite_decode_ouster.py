@@ -119,7 +119,7 @@ def batch_reference(packets: list, meta: str) -> tuple[int, int]:
     frame = core.LidarFrame(info)
     frames = points = 0
     for packet in packets:
-        if batcher(packet, frame):
+        if batcher.batch(packet, frame):
             frames += 1
             for name in ("RANGE", "RANGE2"):
                 if frame.has_field(name):

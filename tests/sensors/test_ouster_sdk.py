@@ -240,7 +240,7 @@ def test_profiles_written_by_sdk(profile: str) -> None:
     batcher = core.FrameBatcher(info)
     frame = core.LidarFrame(info)
     for p in packets:
-        batcher(p, frame)
+        batcher.batch(p, frame)
     dec = OusterDecoder(doc)
     assert dec.packet_bytes == fmt.lidar_packet_size
     (scan,) = list(dec.feed(Packet(1.0, 7502, bytes(p.buf)) for p in packets)) + list(dec.flush())
