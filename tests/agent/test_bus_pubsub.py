@@ -84,10 +84,11 @@ def test_many_publishers_connect_to_one_binding_subscriber(tmp_path: Path) -> No
 
 
 def test_slow_subscriber_never_blocks_the_publisher_and_counts_drops(tmp_path: Path) -> None:
-    """A subscriber that takes 2 ms per message; the publisher sends at 2 kHz. It must keep
-    its pace (PUB drops at the HWM) and the subscriber's drop count must equal the gaps."""
+    """A subscriber that takes 5 ms per message; the publisher sends 1000 messages at 2 kHz.
+    It must keep its pace (PUB drops at the HWM) and the subscriber's drop count must equal
+    the gaps in the sequence numbers it received."""
     ep = f"ipc://{tmp_path}/slow.sock"
-    n, rate_hz = 1000, 2000.0
+    n, rate_hz, work_s = 1000, 2000.0, 0.005
     seqs: list[int] = []
     done = threading.Event()
     with Publisher(ep, send_hwm=20) as pub, Subscriber(ep, recv_hwm=20) as sub:
@@ -99,9 +100,9 @@ def test_slow_subscriber_never_blocks_the_publisher_and_counts_drops(tmp_path: P
                 if m is None:
                     continue
                 seqs.append(m.seq)
-                if m.seq == n + 1:  # the end marker
+                if m.seq > n:  # an end marker
                     return
-                time.sleep(0.002)
+                time.sleep(work_s)
 
         t = threading.Thread(target=consume)
         t.start()
@@ -114,24 +115,21 @@ def test_slow_subscriber_never_blocks_the_publisher_and_counts_drops(tmp_path: P
             if wait > 0:
                 time.sleep(wait)
         elapsed = time.perf_counter() - t0
-        # after a pause (the consumer drains its ≤ 40 queued messages in ~0.1 s) one more
-        # message, seq n+1, gets through as the end marker
+        # end markers (seq n+1, n+2, ...) until one gets through the drained queue
         deadline = time.monotonic() + 10
-        while t.is_alive() and time.monotonic() < deadline and pub.sent == n:
-            time.sleep(0.3)
+        while t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
             pub.publish(LidarPacket(port=2368, data=payload))
-        t.join(10)
         done.set()
         t.join(5)
-    nominal = n / rate_hz
-    # the consumer alone would need n * 2 ms = 2 s; a publisher that waited for it takes >= that
-    assert elapsed < nominal + 0.5 * n * 0.002, f"publisher slowed to {elapsed:.2f} s for {nominal:.2f} s nominal"
-    assert seqs and seqs[-1] == n + 1, "the end marker never arrived"
+    # a publisher held back by the consumer would need about (n - 40) * 5 ms = 4.8 s
+    assert elapsed < 2.5, f"publisher slowed to {n / elapsed:.0f} msg/s for {rate_hz:.0f} nominal"
+    assert seqs and seqs[-1] > n, "no end marker arrived"
     gaps = sum(b - a - 1 for a, b in zip(seqs, seqs[1:]))
     assert gaps > 0, "nothing was dropped: the test did not exercise the high-water mark"
-    assert sub.stats.dropped == gaps == (n + 1 - seqs[0] + 1) - len(seqs)
+    assert sub.stats.dropped == gaps == (seqs[-1] - seqs[0] + 1) - len(seqs)
     assert sub.stats.dropped_by_type == {"LIDAR_PACKET": gaps}
-    assert sub.stats.received == len(seqs)
+    assert sub.stats.received == len(seqs) < n
 
 
 def test_malformed_frames_are_counted_or_raised() -> None:
