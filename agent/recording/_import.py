@@ -145,8 +145,7 @@ def _nmea_messages(path: str, source_id: str, stats: ImportStats) -> list[Messag
         else:
             stats.gnss_fixes += 1
         out.append(it)
-    out.sort(key=lambda m: m.utc_ns)  # stable: file order within an epoch
-    return out
+    return out  # file order: a log whose clock steps back keeps its order (and its stamps)
 
 
 def _image_stamp(name: str) -> int | None:
@@ -233,6 +232,15 @@ def _shift(msgs, offset_ns: int):  # type: ignore[no-untyped-def]
         yield m
 
 
+def _monotonic_keys(msgs):  # type: ignore[no-untyped-def]
+    """(merge key, message): the key is the running maximum of the times, so a source whose
+    clock steps back keeps its own order when the sources are merged."""
+    top = None
+    for m in msgs:
+        top = m.utc_ns if top is None or m.utc_ns > top else top
+        yield top, m
+
+
 def _peek(it: Iterator[Message]) -> tuple[Message | None, Iterator[Message]]:
     first = next(it, None)
     if first is None:
@@ -271,7 +279,7 @@ def import_drive(out: str | Path, *, lidar: str | None = None, lidar_meta: str |
         else:
             lidar_first = first.utc_ns
     gnss_msgs = _nmea_messages(gnss, gnss_id, stats) if gnss else None
-    gnss_first = gnss_msgs[0].utc_ns if gnss_msgs else None
+    gnss_first = min(m.utc_ns for m in gnss_msgs) if gnss_msgs else None
 
     def offset_ns(name: str, first: int | None, ref: int | None) -> int:
         value = offsets.get(name, 0.0)
@@ -299,10 +307,11 @@ def import_drive(out: str | Path, *, lidar: str | None = None, lidar_meta: str |
         cam_first, cam_it = _peek(iter(cam))
         streams.append(_shift(cam_it, offset_ns("camera", cam_first.utc_ns if cam_first else None, ref)))
     with DriveWriter(out, metadata=meta) as writer:
-        for msg in heapq.merge(*streams, key=lambda m: m.utc_ns):
-            if stats.start_utc_ns is None:
+        for _, msg in heapq.merge(*(_monotonic_keys(s) for s in streams), key=lambda km: km[0]):
+            if stats.start_utc_ns is None or msg.utc_ns < stats.start_utc_ns:
                 stats.start_utc_ns = msg.utc_ns
-            stats.end_utc_ns = msg.utc_ns
+            if stats.end_utc_ns is None or msg.utc_ns > stats.end_utc_ns:
+                stats.end_utc_ns = msg.utc_ns
             writer.write(msg)
     for w in stats.warnings:
         log.warning("import: %s", w)
