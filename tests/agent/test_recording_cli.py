@@ -1,0 +1,107 @@
+"""The recording commands end to end: simulate, info, import, replay, record."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from tests._fixtures import fixture_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_simulate_info_replay(tmp_path: Path, capsys) -> None:
+    drive = tmp_path / "sim.mcap"
+    code, out, _ = run(["simulate", "--out", str(drive), "--duration", "1", "--lidar", "hdl32e", "--seed", "3",
+                        "--no-camera", "--json"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["messages"]["LIDAR_PACKET"] > 1500 and "CAMERA_FRAME" not in doc["messages"]
+    code, out, _ = run(["info", str(drive), "--json"], capsys)
+    assert code == 0
+    info = json.loads(out)
+    assert [s["model"] for s in info["sensors"] if s["type"] == "lidar"] == ["HDL-32E"]
+    assert info["duration_s"] == pytest.approx(1.0, abs=0.01)
+    code, out, _ = run(["info", str(drive)], capsys)
+    assert code == 0 and "/lidar/lidar0/packets" in out and "HDL-32E" in out
+    code, out, _ = run(["replay", str(drive), "--speed", "max", "--bus", "inproc://cli-replay", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["messages"] == sum(doc["messages"].values())
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(b"nope")
+    for argv in (["info", str(bad)], ["replay", str(bad)], ["replay", str(bad), "--speed", "slow"],
+                 ["import", "--out", str(tmp_path / "o.mcap")],
+                 ["import", "--gnss", str(bad), "--out", str(tmp_path / "o.mcap"), "--time-offset", "gnss=later"],
+                 ["simulate", "--out", str(tmp_path / "s.mcap"), "--duration", "0"]):
+        code, out, err = run(argv, capsys)
+        assert code == 2, argv
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ERROR: "), (argv, err)
+
+
+def test_import_command(tmp_path: Path, capsys) -> None:
+    pcap = fixture_file("lidar/velodyne/hdl32e_with_gps.pcap")
+    nmea = fixture_file("gnss/regensburg_drive_geko301_2010.nmea")
+    video = fixture_file("camera/gopro/max-heromode.mp4")
+    out = tmp_path / "imp.mcap"
+    code, text, err = run(["import", "--lidar", str(pcap), "--gnss", str(nmea), "--camera", str(video),
+                           "--out", str(out), "--time-offset", "gnss=align", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(text)
+    assert doc["lidar_packets"] >= 100 and doc["nmea_sentences"] > 700 and doc["camera_frames"] > 300
+    assert doc["offsets_s"]["gnss"] != 0
+    code, text, _ = run(["info", str(out), "--json"], capsys)
+    info = json.loads(text)
+    cams = [c for c in info["channels"] if c["bus_type"] == "CAMERA_FRAME"]
+    assert cams and cams[0]["schema"] == "foxglove.CompressedImage"
+    assert 29 < [s for s in info["sensors"] if s["type"] == "camera"][0]["rates_hz"]["CAMERA_FRAME"] < 31
+
+
+def test_record_command_records_a_live_bus(tmp_path: Path) -> None:
+    """The real console command in its own process, recording what this process publishes
+    over ipc://, stopped by its --duration."""
+    from agent.bus import Publisher
+    from sensors.simulator import simulate_messages
+
+    endpoint = f"ipc://{tmp_path}/bus.sock"
+    out = tmp_path / "rec.mcap"
+    msgs = list(simulate_messages(duration=0.2, seed=1, camera=False))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
+    with Publisher(endpoint, send_hwm=100_000) as pub:
+        proc = subprocess.Popen([sys.executable, "-c", "from agent.cli import main; main()", "record", "--out",
+                                 str(out), "--bus", endpoint, "--duration", "4", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        try:
+            pub.wait_for_subscriber(20)
+            for m in msgs:
+                pub.publish(m)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["messages"] == len(msgs) and doc["dropped"] == 0
+    from agent.recording import iter_drive
+
+    got = list(iter_drive(out))
+    assert [m.data for m in got if hasattr(m, "data")] == [m.data for m in msgs if hasattr(m, "data")]
