@@ -131,6 +131,7 @@ class _Base:
         self.stats = CameraStats()
         self._closed = False
         self._next_ns: int | None = None
+        self._prefiltered = False  # True when _raw applies the rate limit itself
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         return self
@@ -162,7 +163,7 @@ class _Base:
     def frames(self) -> Iterator[RawFrame]:
         """Decoded frames after rate limiting."""
         for fr in self._raw():
-            if self._keep(fr.mono_ns):
+            if self._prefiltered or self._keep(fr.mono_ns):
                 self.stats.emitted += 1
                 yield fr
 
@@ -273,8 +274,24 @@ class OpenCvCaptureSource(_Base):
         cv2 = _cv2()
         if self._cap is None:
             self.open()
+        self._prefiltered = True
         while not self._closed:
-            ok, img = self._cap.read() if self._cap is not None else (False, None)
+            # grab, then decode only the frames the rate limit keeps (saves CPU on a Pi)
+            ok = self._cap.grab() if self._cap is not None else False
+            img = None
+            if ok:
+                if self.kind == "file":
+                    pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+                    media = self._media_offset_ns + int(round(pos_ms * 1e6))
+                    self._last_media_ns = media
+                    assert self.start_utc_ns is not None
+                    mono, utc = media, self.start_utc_ns + media
+                else:
+                    mono, utc = time.monotonic_ns(), time.time_ns()
+                if not self._keep(mono):
+                    self._index += 1
+                    continue
+                ok, img = self._cap.retrieve()
             if not ok or img is None:
                 if self.kind != "file":
                     self.stats.failed_reads += 1
@@ -288,14 +305,6 @@ class OpenCvCaptureSource(_Base):
                     raise SourceError(self.name, f"stream lost and not re-opened after "
                                                  f"{len(self.stats.backoffs)} attempt(s)")
                 continue
-            if self.kind == "file":
-                pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-                media = self._media_offset_ns + int(round(pos_ms * 1e6))
-                self._last_media_ns = media
-                assert self.start_utc_ns is not None
-                mono, utc = media, self.start_utc_ns + media
-            else:
-                mono, utc = time.monotonic_ns(), time.time_ns()
             yield RawFrame(img, mono, utc, self._index)
             self._index += 1
 
