@@ -26,7 +26,8 @@ from bench._harness import Row, measure, ratio_row
 
 SUITE = "decode-velodyne"
 _ROOT = Path(__file__).resolve().parents[1]
-_FIXTURES = Path(os.environ.get("EDGE_AGENT_FIXTURES", _ROOT.parent / "shared" / "fixtures")) / "lidar" / "velodyne"
+_FIXTURES = Path(os.environ.get("EDGE_AGENT_FIXTURES", _ROOT.parent / "shared" / "fixtures"))
+_FIXTURES = _FIXTURES / "lidar" / "velodyne"
 CAPTURES = [
     ("VLP-16 county fair", "vlp16_county_fair.pcap"),
     ("HDL-32E with GPS", "hdl32e_with_gps.pcap"),
@@ -77,7 +78,10 @@ def _cold_start(pcap: str) -> float:
 
 def run(input: str | None = None, meta: str | None = None) -> list[Row]:
     """Rows for each Velodyne capture (or ``input``); ``meta`` is unused (Velodyne needs none)."""
-    cases = [(Path(input).name, str(input))] if input else [(name, str(_FIXTURES / f)) for name, f in CAPTURES]
+    if input:
+        cases = [(Path(input).name, str(input))]
+    else:
+        cases = [(name, str(_FIXTURES / f)) for name, f in CAPTURES]
     rows: list[Row] = []
     for name, pcap in cases:
         if not Path(pcap).exists():

@@ -29,7 +29,8 @@ def _packets(rel: str) -> list[Packet]:
 
 
 def _with_product(packets: list[Packet], pid: int) -> list[Packet]:
-    return [Packet(p.timestamp, p.port, p.data[:1205] + bytes([pid])) if len(p.data) == 1206 else p for p in packets]
+    return [Packet(p.timestamp, p.port, p.data[:1205] + bytes([pid])) if len(p.data) == 1206 else p
+            for p in packets]
 
 
 def _decode(packets: list[Packet], **kw) -> tuple[VelodyneDecoder, list]:
@@ -66,7 +67,8 @@ def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_is_a_lidar_decoder_from_the_registry():
-    dec = make_decoder("velodyne", cut_angle_deg=10.0, return_mode="strongest", min_range_m=0.5, model="VLP-16")
+    dec = make_decoder("velodyne", cut_angle_deg=10.0, return_mode="strongest", min_range_m=0.5,
+                       model="VLP-16")
     assert isinstance(dec, VelodyneDecoder)
     typed: LidarDecoder = dec  # the Protocol (checked by mypy; here: its members exist)
     assert callable(typed.feed) and callable(typed.flush) and typed.stats.packets == 0
@@ -208,7 +210,7 @@ def test_point_fields(rel, block_us):
     data_ts = np.array([p.timestamp for p in packets if p.port == 2368])
     for s in scans:
         n = len(s)
-        assert all(len(getattr(s, f)) == n for f in ("x", "y", "z", "intensity", "ring", "azimuth", "time", "return_type"))
+        assert all(len(col) == n for col in s.columns().values())
         assert s.x.dtype == np.float32 and s.ring.dtype == np.uint16 and s.time.dtype == np.float64
         assert np.all(np.isfinite(s.xyz))
         r = np.linalg.norm(s.xyz, axis=1)
@@ -241,7 +243,8 @@ def test_dual_return_flags_and_filters():
     assert packets[0].data[1204] == 0x39  # the bag is dual-return
     _, both = _decode(packets)
     rt = np.concatenate([s.return_type for s in both])
-    assert set(np.unique(rt).tolist()) <= {RETURN_LAST | RETURN_STRONGEST, RETURN_LAST, RETURN_STRONGEST, RETURN_SECOND}
+    flags = {RETURN_LAST | RETURN_STRONGEST, RETURN_LAST, RETURN_STRONGEST, RETURN_SECOND}
+    assert set(np.unique(rt).tolist()) <= flags
     # identical returns (same distance and reflectivity in both blocks) are emitted once
     raw = np.frombuffer(b"".join(p.data for p in packets), np.uint8).reshape(-1, 1206)
     blocks = raw[:, :1200].reshape(-1, 12, 100)[:, :, 4:].reshape(-1, 6, 2, 32, 3)
@@ -302,7 +305,8 @@ def test_bad_packets_are_counted_and_skipped():
     bad_mode = bytearray(packets[40].data)
     bad_mode[1204] = 0x11
     stream = packets[:10] + junk + packets[10:20] + [Packet(t, 2368, bytes(broken_flag))] + packets[21:30]
-    stream += [Packet(t, 2368, bytes(bad_azimuth))] + packets[31:40] + [Packet(t, 2368, bytes(bad_mode))] + packets[41:]
+    stream += [Packet(t, 2368, bytes(bad_azimuth))] + packets[31:40]
+    stream += [Packet(t, 2368, bytes(bad_mode))] + packets[41:]
     dec, scans = _decode(stream)
     assert dec.stats.bad_packets == 9
     assert dec.stats.reasons["wrong size"] == 3
@@ -382,4 +386,5 @@ def test_firing_times_match_velodyne_decoder(rel, pid, model):
         offsets = scan.time - packets[i].timestamp
         assert offsets.min() >= 0.0
         # sorted: in dual mode velodyne_decoder interleaves the two returns of a firing
-        np.testing.assert_allclose(np.sort(offsets - offsets.min()), np.sort(theirs - theirs.min()), atol=0.5e-6)
+        np.testing.assert_allclose(np.sort(offsets - offsets.min()), np.sort(theirs - theirs.min()),
+                                   atol=0.5e-6)

@@ -124,8 +124,9 @@ def test_last_scan_against_nebula(scans, truth):
     ring = np.concatenate([s.ring for s in both])
     inten = np.concatenate([s.intensity for s in both])
     azim = np.concatenate([s.azimuth for s in both])
-    rng = np.concatenate([np.linalg.norm(np.c_[s.x, s.y, s.z - VLP16.z_offset_m[laser_of_ring][s.ring]], axis=1)
-                          for s in both])
+    rng = np.concatenate([
+        np.linalg.norm(np.c_[s.x, s.y, s.z - VLP16.z_offset_m[laser_of_ring][s.ring]], axis=1) for s in both
+    ])
     gt_az = np.degrees(truth["azimuth"].astype(np.float64))
     for i in far:
         same = (ring == truth["channel"][i]) & (np.abs(rng - truth["distance"][i]) < 0.0011)

@@ -28,6 +28,7 @@ from sensors.lidar.velodyne._models import (
     VLP16,
     VelodyneModel,
     model_by_name,
+    packet_interval_us,
 )
 from sensors.lidar.velodyne._position import PositionInfo, parse_position_packet
 from sensors.packets import Packet
@@ -77,8 +78,8 @@ def detect_model(packets: list[bytes]) -> VelodyneModel | None:
         return model
     delta = float(np.median(deltas))
     dual = packets[0][1204] == 0x39
-    vlp16_us = 1327.104 / (2 if dual else 1)
-    hdl_us = 552.96 / (2 if dual else 1)
+    vlp16_us = packet_interval_us(VLP16, dual)
+    hdl_us = packet_interval_us(model, dual)
     if abs(delta - vlp16_us) < abs(delta - hdl_us):
         log.debug("product id 0x21 (HDL-32E) but packets every %.0f us: decoding as VLP-16", delta)
         return VLP16
@@ -110,7 +111,8 @@ class VelodyneDecoder:
     def __init__(self, cut_angle_deg: float = 0.0, return_mode: str = "auto", min_range_m: float = 0.0,
                  model: str | None = None) -> None:
         if return_mode not in _RETURN_FILTERS:
-            raise DecodeError(f"unknown return mode {return_mode!r}; choose one of {', '.join(_RETURN_FILTERS)}")
+            choices = ", ".join(_RETURN_FILTERS)
+            raise DecodeError(f"unknown return mode {return_mode!r}; choose one of {choices}")
         self.cut_angle_deg = float(cut_angle_deg) % 360.0
         self.return_mode = return_mode
         self.min_range_m = float(min_range_m)
@@ -198,17 +200,20 @@ class VelodyneDecoder:
         return [p.data for p in probe], [p.timestamp for p in probe]
 
     def _model_tables(self) -> tuple:
+        """The model arguments of ``decode_packets``, in its order (built once)."""
         if self._tables is None:
             m = self._model
             assert m is not None
             el = np.radians(m.elevation_deg)
+            off = np.radians(m.azimuth_offset_deg)
+
+            def f64(a: np.ndarray) -> np.ndarray:
+                return np.ascontiguousarray(a, dtype=np.float64)
+
             self._tables = (
-                np.uint8(self._pid), m.layout, m.group_blocks, np.cos(el), np.sin(el),
-                np.asarray(m.z_offset_m, dtype=np.float64),
-                np.cos(np.radians(m.azimuth_offset_deg)), np.sin(np.radians(m.azimuth_offset_deg)),
-                m.rings(), float(m.distance_resolution),
-                np.ascontiguousarray(m.time_us, dtype=np.float64), np.ascontiguousarray(m.time_dual_us, dtype=np.float64),
-                np.ascontiguousarray(m.frac, dtype=np.float64),
+                np.uint8(self._pid), m.layout, m.group_blocks, np.cos(el), np.sin(el), f64(m.z_offset_m),
+                np.cos(off), np.sin(off), m.rings(), float(m.distance_resolution),
+                f64(m.time_us), f64(m.time_dual_us), f64(m.frac),
             )
         return self._tables
 
@@ -228,10 +233,9 @@ class VelodyneDecoder:
         pkt_end = np.empty(n, np.int64)
         status = np.empty(n, np.int8)
         last_az = np.empty(n, np.int64)
-        (pid, layout, group, cos_el, sin_el, z_off, cos_off, sin_off, rings, res, t1, t2, frac) = self._model_tables()
-        K.decode_packets(arr, ts, pid, layout, group, cos_el, sin_el, z_off, cos_off, sin_off, rings, res, t1, t2, frac,
-                         self.min_range_m, _RETURN_FILTERS[self.return_mode], _COS_TAB, _SIN_TAB, self._kstate,
-                         x, y, z, inten, ring, az, t, rt, pkt_end, status, last_az)
+        K.decode_packets(arr, ts, *self._model_tables(), self.min_range_m, _RETURN_FILTERS[self.return_mode],
+                         _COS_TAB, _SIN_TAB, self._kstate, x, y, z, inten, ring, az, t, rt, pkt_end, status,
+                         last_az)
         bad = status != K.OK
         if bad.any():
             for i in np.flatnonzero(bad).tolist():
@@ -247,7 +251,8 @@ class VelodyneDecoder:
         self.stats.packets += int(n - bad.sum())
         close_before = np.empty(n, np.bool_)
         close_after = np.empty(n, np.bool_)
-        K.cut_scans(last_az, ts, status, self._cut, DURATION_THRESHOLD_S, self._cstate, close_before, close_after)
+        K.cut_scans(last_az, ts, status, self._cut, DURATION_THRESHOLD_S, self._cstate,
+                    close_before, close_after)
         cols = (x, y, z, inten, ring, az, t, rt)
         good = ~bad
         start = 0  # first packet of the open part in this batch
@@ -262,7 +267,9 @@ class VelodyneDecoder:
                 yield self._close()
         self._append(cols, pkt_end, start, n, int(good[start:n].sum()))
 
-    def _append(self, cols: tuple[np.ndarray, ...], pkt_end: np.ndarray, start: int, end: int, packets: int) -> None:
+    def _append(self, cols: tuple[np.ndarray, ...], pkt_end: np.ndarray, start: int, end: int,
+                packets: int) -> None:
+        """Add packets ``start:end`` of this batch (``packets`` of them valid) to the open scan."""
         if end <= start:
             return
         lo = int(pkt_end[start - 1]) if start > 0 else 0

@@ -38,8 +38,9 @@ def _u16(row, pos):
 
 
 @njit(cache=True)
-def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_off, cos_off, sin_off, ring_of_laser,
-                   dist_res, time_single, time_dual, frac, min_range, keep_flags, cos_tab, sin_tab, state,
+def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_off, cos_off, sin_off,
+                   ring_of_laser, dist_res, time_single, time_dual, frac, min_range, keep_flags, cos_tab,
+                   sin_tab, state,
                    out_x, out_y, out_z, out_i, out_ring, out_az, out_t, out_rt, pkt_end, status, last_az):
     """Decode ``data`` (n, 1206) uint8 packets into the ``out_*`` arrays.
 
@@ -47,8 +48,9 @@ def decode_packets(data, stamps, pid, layout, group_blocks, cos_el, sin_el, z_of
     each laser's azimuth offset.
 
     ``state`` carries across calls: [last azimuth step between firing groups (0.01 degree,
-    -1 when unknown), first azimuth of the previous packet, 1 if there was one]. ``pkt_end[i]`` is the point count after packet i, ``status[i]``
-    its status code, ``last_az[i]`` the azimuth of its last used block (0.01 degree).
+    -1 when unknown), first azimuth of the previous packet, 1 if there was one].
+    ``pkt_end[i]`` is the point count after packet i, ``status[i]`` its status code,
+    ``last_az[i]`` the azimuth of its last used block (0.01 degree).
     Returns the total number of points written.
     """
     n = data.shape[0]

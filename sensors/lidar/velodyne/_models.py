@@ -38,13 +38,15 @@ PID_VLS128 = 0xA1
 
 # Per-laser z offsets ("vertical correction": the height of each beam's origin above the
 # sensor frame's origin), in laser order. VLP-16 and Puck Hi-Res: the user manuals' tables.
-# VLP-32C and HDL-32E: what velodyne_decoder 3.1 applies, measured against it to 0.01 mm
-# (HDL-32E: -28.95 mm * tan(elevation), VLS-128: -58.63 mm * tan(elevation)); not given in
-# those manuals.
+# VLP-32C, HDL-32E and VLS-128: what velodyne_decoder 3.1 applies, measured against it to
+# 0.01 mm (HDL-32E: -28.95 mm * tan(elevation), VLS-128: -58.63 mm * tan(elevation)); those
+# manuals give no table. The VLP-16 table is -41.9 mm * tan(elevation) too: every beam's line
+# passes through one point of the rotation axis, above or below the frame origin.
 VLP16_Z_MM = [11.2, -0.7, 9.7, -2.2, 8.1, -3.7, 6.6, -5.1, 5.1, -6.6, 3.7, -8.1, 2.2, -9.7, 0.7, -11.2]
 PUCK_HIRES_Z_MM = [7.4, -0.9, 6.5, -1.8, 5.5, -2.7, 4.6, -3.7, 3.7, -4.6, 2.7, -5.5, 1.8, -6.5, 0.9, -7.4]
-VLP32C_Z_MM = [19.77, 0.74, 1.23, 11.87, 8.48, 0.0, 0.49, 6.6, 5.4, -0.25, 0.25, 4.57, 3.96, -0.99, -0.49, 2.96,
-               3.46, -1.23, -0.74, 2.72, 2.47, -2.47, -1.73, 1.98, 2.22, -5.21, -3.46, 1.73, 1.48, -11.36, -7.73, 0.99]
+VLP32C_Z_MM = [19.77, 0.74, 1.23, 11.87, 8.48, 0.0, 0.49, 6.6, 5.4, -0.25, 0.25, 4.57, 3.96, -0.99, -0.49,
+               2.96, 3.46, -1.23, -0.74, 2.72, 2.47, -2.47, -1.73, 1.98, 2.22, -5.21, -3.46, 1.73, 1.48,
+               -11.36, -7.73, 0.99]
 HDL32E_FOCAL_M = 0.02895
 VLS128_FOCAL_M = 0.05863
 
@@ -65,6 +67,7 @@ class VelodyneModel:
     packet uses). A point's azimuth is ``block azimuth + step * frac[block, slot]``, where
     ``step`` is the azimuth advance from one firing group to the next; its time is
     ``packet time + time_us[block, slot] * 1e-6`` (``time_dual_us`` in dual-return mode).
+    VLS-128 (``LAYOUT_BANKS``) tables are indexed [firing sequence, laser] instead.
     """
 
     name: str
@@ -73,10 +76,10 @@ class VelodyneModel:
     elevation_deg: np.ndarray  # (lasers,)
     azimuth_offset_deg: np.ndarray  # (lasers,) added to the encoder azimuth
     distance_resolution: float  # metres per distance count
-    z_offset_m: np.ndarray  # (lasers,) added to z: beam origin height (VLP-16 manual "vertical correction")
+    z_offset_m: np.ndarray  # (lasers,) added to z (the manuals' "vertical correction")
     time_us: np.ndarray  # (12, 32) firing time of each return after the packet time, single return
     time_dual_us: np.ndarray  # (12, 32) the same in dual-return mode
-    frac: np.ndarray  # (12 or 128 entries, see kernel) fraction of the group step at each firing
+    frac: np.ndarray  # like time_us: fraction of the group's azimuth step at each firing
     group_blocks: int  # blocks sharing one azimuth in single-return mode (dual: twice as many)
     block_us: float  # duration of one firing group
 
@@ -111,13 +114,14 @@ def _vlp16_like(name: str, pid: int, elevations: list[float], z_offset_mm: list[
     # Manual "precision azimuth": interpolate by firing time over the block's 110.592 us.
     frac = np.broadcast_to(within / block_us, (BLOCKS, SLOTS)).copy()
     elev = np.array(elevations, dtype=np.float64)
-    return VelodyneModel(name, pid, LAYOUT_16, elev, np.zeros(16), 0.002, np.array(z_offset_mm) * 1e-3, time_us, time_dual_us, frac, 1, block_us)
+    return VelodyneModel(name, pid, LAYOUT_16, elev, np.zeros(16), 0.002, np.array(z_offset_mm) * 1e-3,
+                         time_us, time_dual_us, frac, 1, block_us)
 
 
 def _hdl32e() -> VelodyneModel:
     # HDL-32E manual: 32 lasers fire one after the other 1.152 us apart; a block (one firing
-    # cycle) lasts 46.080 us. The manual gives one azimuth per block and no per-laser
-    # interpolation; velodyne_decoder and the ROS driver use the block azimuth too.
+    # cycle) lasts 46.080 us. Each laser's azimuth is interpolated by its firing time, as
+    # velodyne_decoder 3.1 does (the ROS driver keeps the block azimuth).
     elev = [-30.67, -9.33, -29.33, -8.0, -28.0, -6.67, -26.67, -5.33, -25.33, -4.0, -24.0, -2.67, -22.67,
             -1.33, -21.33, 0.0, -20.0, 1.33, -18.67, 2.67, -17.33, 4.0, -16.0, 5.33, -14.67, 6.67, -13.33,
             8.0, -12.0, 9.33, -10.67, 10.67]
@@ -186,10 +190,11 @@ def _vls128() -> VelodyneModel:
     # VLS-128 manual: 128 lasers in 16 firing groups of 8; a firing sequence lasts 53.3 us,
     # a group 2.665 us, with a 5.33 us maintenance period (two group slots) after group 8 and
     # another at the end of the sequence (velodyne_decoder 3.1 agrees); the packet time
-    # refers to the first firing minus 8.7 us (time-of-hour adjustment). A sequence fills 4
-    # blocks (one per bank) sharing one azimuth; a packet holds 3 sequences (single return).
-    # In dual-return mode one sequence fills 8 blocks (last/strongest per bank) and the last 4
-    # blocks carry no data (as the ROS driver reads it).
+    # refers to the first firing minus 8.7 us (time-of-hour adjustment, as the ROS driver;
+    # velodyne_decoder uses 7 us, and 2.89 us groups for firmware >= 5.2.3: not handled
+    # here). A sequence fills 4 blocks (one per bank) sharing one azimuth; a packet holds 3
+    # sequences (single return). In dual-return mode one sequence fills 8 blocks (last and
+    # strongest per bank) and the last 4 blocks carry no data (velodyne_decoder agrees).
     seq_us, group_us, toh_us = 53.3, 2.665, 8.7
     az_off = -np.array([t[0] for t in _VLS128_TABLE])
     elev = np.array([t[1] for t in _VLS128_TABLE], dtype=np.float64)
@@ -200,23 +205,26 @@ def _vls128() -> VelodyneModel:
     time_us = np.stack([s * seq_us + slot_group * group_us - toh_us for s in range(3)])  # (3,128)
     time_dual_us = np.stack([slot_group * group_us - toh_us for _ in range(3)])
     frac = (slot_group * group_us / seq_us)[None, :].repeat(3, axis=0)
-    return VelodyneModel("VLS-128", PID_VLS128, LAYOUT_BANKS, elev, az_off, 0.004, _beam_origin_z(elev, VLS128_FOCAL_M),
-                         time_us, time_dual_us,
-                         frac, 4, seq_us)
+    return VelodyneModel("VLS-128", PID_VLS128, LAYOUT_BANKS, elev, az_off, 0.004,
+                         _beam_origin_z(elev, VLS128_FOCAL_M), time_us, time_dual_us, frac, 4, seq_us)
 
 
 _VLP16_ELEV = [-15, 1, -13, 3, -11, 5, -9, 7, -7, 9, -5, 11, -3, 13, -1, 15]
 VLP16 = _vlp16_like("VLP-16", PID_VLP16, _VLP16_ELEV, VLP16_Z_MM)
 PUCK_LITE = _vlp16_like("Puck LITE", PID_PUCK_LITE, _VLP16_ELEV, VLP16_Z_MM)
 PUCK_HIRES = _vlp16_like("Puck Hi-Res", PID_PUCK_HIRES,
-                         [-10, 0.667, -8.667, 2, -7.333, 3.333, -6, 4.667, -4.667, 6, -3.333, 7.333, -2, 8.667,
-                          -0.667, 10], PUCK_HIRES_Z_MM)
+                         [-10, 0.667, -8.667, 2, -7.333, 3.333, -6, 4.667, -4.667, 6, -3.333, 7.333, -2,
+                          8.667, -0.667, 10], PUCK_HIRES_Z_MM)
 HDL32E = _hdl32e()
 VLP32C = _vlp32c()
 VLS128 = _vls128()
 
-MODELS: dict[int, VelodyneModel] = {m.product_id: m for m in (VLP16, PUCK_LITE, PUCK_HIRES, HDL32E, VLP32C, VLS128)}
-MODELS_BY_NAME: dict[str, VelodyneModel] = {m.name.lower().replace(" ", "").replace("-", ""): m for m in MODELS.values()}
+MODELS: dict[int, VelodyneModel] = {
+    m.product_id: m for m in (VLP16, PUCK_LITE, PUCK_HIRES, HDL32E, VLP32C, VLS128)
+}
+MODELS_BY_NAME: dict[str, VelodyneModel] = {
+    m.name.lower().replace(" ", "").replace("-", ""): m for m in MODELS.values()
+}
 UNSUPPORTED_PRODUCTS = {PID_VELARRAY: "Velarray"}
 
 
