@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.bus.messages import BusMessage, ImuSample as BusImu, NmeaSentence, PowerEvent, PowerEventKind, TimeSync
+from firmware_bridge._config import BridgeConfig
 from firmware_bridge._nmea import LineAssembler, utc_second
 from firmware_bridge.errors import CommandRejected, CommandTimeout, FrameError, LinkError
 from firmware_bridge.link import SerialLink
@@ -76,6 +77,12 @@ class BridgeCore:
         self.last_sync: SyncState | None = None
         self.triggers: list[tuple[CameraTriggered, int | None]] = []  # with their UTC ns
         self._gnss_next: int | None = None  # UART offset the next GNSS chunk should start at
+
+    @classmethod
+    def from_config(cls, cfg: BridgeConfig, **overrides: Any) -> BridgeCore:
+        """A core set up from the ``bridge`` configuration section."""
+        clock = TickClock(window=cfg.timesync_window, max_label_delay=cfg.label_delay_s, outlier=cfg.outlier_s)
+        return cls(clock=clock, **{"source": cfg.source, **overrides})
 
     def _utc_ns(self, tick: int) -> int:
         utc = self.clock.to_utc(tick)

@@ -16,18 +16,20 @@ log = logging.getLogger("agent.cli.bridge")
 
 
 @click.command(name="bridge")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Agent configuration YAML; its bridge and bus sections give the defaults of the options below.")
 @click.option("--port", help="Serial port of the MCU (e.g. /dev/ttyACM0), a pyserial URL, or a file of "
-              "captured link bytes to replay. Not with --simulate.")
-@click.option("--baud", type=int, default=921_600, show_default=True, help="Baud rate (ignored by USB CDC ports).")
+              "captured link bytes to replay (default: bridge.port). Not with --simulate.")
+@click.option("--baud", type=int, default=None, help="Baud rate, ignored by USB CDC ports (default: bridge.baud, 921600).")
 @click.option("--bus", "bus_endpoint", default=None,
               help="Bus endpoint to publish on (ipc:///run/edge-agent/bus, tcp://127.0.0.1:5555); "
                    "default: the configuration's bus.endpoint, or no bus when that is inproc://.")
 @click.option("--connect", is_flag=True, help="Connect to an endpoint bound by a subscriber instead of binding it.")
 @click.option("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
               help="Before reading, wait up to this long for a bus subscriber (no messages lost to a late joiner).")
-@click.option("--source", default="mcu", show_default=True, help="Source id stamped on the messages.")
+@click.option("--source", default=None, help="Source id stamped on the messages (default: bridge.source, mcu).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until signalled).")
-@click.option("--stats-interval", type=float, default=10.0, show_default=True, help="Seconds between stats logs.")
+@click.option("--stats-interval", type=float, default=None, help="Seconds between stats logs (default: bridge.stats_interval_s, 10).")
 @click.option("--json-stats", is_flag=True, help="Print the stats as one JSON line on stdout every --stats-interval and on exit.")
 @click.option("--simulate", "simulate", type=click.Path(exists=True, dir_okay=False), default=None, metavar="NMEA_LOG",
               help="Run the firmware simulator on a pseudo-terminal, streaming this NMEA log (PPS, IMU, power "
@@ -38,8 +40,9 @@ log = logging.getLogger("agent.cli.bridge")
 @click.option("--sim-seconds", type=float, default=None, help="Simulate only this many seconds of the log.")
 @click.option("--sim-drift-ppm", type=float, default=50.0, show_default=True, help="Simulated MCU clock error.")
 @json_option
-def command(port: str | None, baud: int, bus_endpoint: str | None, connect: bool, wait_subscriber: float, source: str,
-            duration: float | None, stats_interval: float, json_stats: bool, simulate: str | None,
+def command(config_path: str | None, port: str | None, baud: int | None, bus_endpoint: str | None, connect: bool,
+            wait_subscriber: float, source: str | None, duration: float | None, stats_interval: float | None,
+            json_stats: bool, simulate: str | None,
             sim_imu_log: str | None, sim_speed: float, sim_seconds: float | None, sim_drift_ppm: float,
             as_json: bool) -> None:
     """Bridge the vehicle unit's microcontroller onto the bus.
@@ -55,17 +58,23 @@ def command(port: str | None, baud: int, bus_endpoint: str | None, connect: bool
     edge-agent bridge --port /dev/ttyACM0 --bus ipc:///run/edge-agent/bus
     edge-agent bridge --simulate munich.nmea --sim-imu-log genivi.log --sim-speed 0 --json
     """
+    from agent.config import load_config
     from firmware_bridge.bridge import Bridge, BridgeCore
     from firmware_bridge.errors import BridgeError
     from firmware_bridge.link import SerialLink
 
+    cfg = load_config(config_path)
+    bcfg = cfg.bridge
+    if port is None and simulate is None:
+        port = bcfg.port
     if (port is None) == (simulate is None):
-        raise BridgeError("give exactly one of --port or --simulate")
+        raise BridgeError("give exactly one of --port or --simulate (or set bridge.port in the configuration)")
+    baud = bcfg.baud if baud is None else baud
+    source = bcfg.source if source is None else source
+    stats_interval = bcfg.stats_interval_s if stats_interval is None else stats_interval
     endpoint = bus_endpoint
     if endpoint is None:
-        from agent.config import load_config
-
-        endpoint = load_config().bus.endpoint
+        endpoint = cfg.bus.endpoint
         if endpoint.startswith("inproc://"):
             endpoint = None  # another process cannot reach an inproc endpoint: nothing to publish to
             log.warning("no --bus given and the configured bus is in-process: messages are counted, not published")
@@ -95,7 +104,7 @@ def command(port: str | None, baud: int, bus_endpoint: str | None, connect: bool
         assert port is not None
         link = SerialLink(_open_port(port, baud))
         sink = pub if pub is not None else (lambda msg: None)
-        bridge = Bridge(link, sink, core=BridgeCore(source=source), stats_interval=stats_interval,
+        bridge = Bridge(link, sink, core=BridgeCore.from_config(bcfg, source=source), stats_interval=stats_interval,
                         on_stats=emit_stats)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: bridge.stop())
