@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.bus._config import BusConfig
 from agent.errors import ConfigError
 from firmware_bridge._config import BridgeConfig
-from agent.fleet._config import FleetConfig
-from firmware_bridge._config import BridgeConfig
 from sensors.camera._config import CameraSourceConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -45,8 +43,6 @@ class AgentConfig(Section):
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
-    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
-    fleet: FleetConfig = Field(default_factory=FleetConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     cameras: list[CameraSourceConfig] = Field(default_factory=list)
 
