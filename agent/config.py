@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.bus._config import BusConfig
 from agent.errors import ConfigError
+from agent.fleet._config import FleetConfig
 from firmware_bridge._config import BridgeConfig
 from sensors.camera._config import CameraSourceConfig
 
@@ -43,6 +44,7 @@ class AgentConfig(Section):
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     cameras: list[CameraSourceConfig] = Field(default_factory=list)
 
