@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -152,6 +153,10 @@ def test_gpsd_source_with_real_gpsd_and_gpsfake() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        try:  # the gpsd that gpsfake started shares its process group: leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     assert len(fixes) >= 30, f"only {len(fixes)} TPV reports"
     kinds = {f.fix_type for f in fixes}
     assert FixType.RTK_FIXED in kinds and FixType.DGPS in kinds
