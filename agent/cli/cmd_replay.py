@@ -12,19 +12,26 @@ from agent.cli._common import emit_json, json_option
 @click.option("--speed", default="1", show_default=True,
               help="Playback speed: 1 = recorded timing, 2 = twice as fast, max = as fast as possible.")
 @click.option("--bus", "endpoint", default=None,
-              help="Bus endpoint to publish on (binds it); default from the configuration.")
+              help="Bus endpoint to publish on (binds it); default: the configuration's bus.endpoint.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Agent configuration file (default: the embedded defaults).")
 @click.option("--wait-subscriber", type=float, default=0.0, show_default=True,
               help="Seconds to wait for a subscriber before publishing (0: publish at once).")
 @json_option
-def command(drive: str, speed: str, endpoint: str | None, wait_subscriber: float, as_json: bool) -> None:
+def command(drive: str, speed: str, endpoint: str | None, config_path: str | None, wait_subscriber: float,
+            as_json: bool) -> None:
     """Publish every message of DRIVE on the bus in recorded order, at recorded speed or
     as fast as possible. A recording cut short replays up to its last complete message
     (with a warning)."""
-    from agent.bus import BusConfig, Publisher
+    from agent.bus import Publisher
     from agent.recording import parse_speed, replay
 
     factor = parse_speed(speed)
-    cfg = BusConfig() if endpoint is None else BusConfig(endpoint=endpoint)
+    from agent.config import load_config
+
+    bus = load_config(config_path).bus
+    # An endpoint given here is checked by the socket (BusError names what is wrong).
+    cfg = bus if endpoint is None else bus.model_copy(update={"endpoint": endpoint})
     with Publisher.from_config(cfg) as pub:
         if wait_subscriber > 0:
             pub.wait_for_subscriber(wait_subscriber)

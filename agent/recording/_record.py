@@ -61,6 +61,7 @@ def record(endpoint: str, out: str | Path, duration: float | None = None,
                     break
                 left_ms = max(1, min(200, int(left * 1000)))
             got = sub.recv_raw(left_ms)
+            writer.maybe_flush()
             if got is None:
                 continue
             kind, head, body = got

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import IO
@@ -44,6 +45,7 @@ class DriveWriter:
         self.counts: dict[str, int] = {}
         self.messages = 0
         self.bytes = 0
+        self._pending = 0  # messages count at the last flush
 
     def open(self) -> DriveWriter:
         if self._writer is not None:
@@ -127,14 +129,23 @@ class DriveWriter:
         self.messages += 1
         self.bytes += len(data)
         self.counts[msg.TYPE.name] = self.counts.get(msg.TYPE.name, 0) + 1
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        """Flush when ``flush_interval_s`` has passed since the last flush (call it while idle too)."""
         if self.flush_interval_s is not None and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
     def flush(self) -> None:
-        """Close the open chunk and push it to the file (bounds what a power cut loses)."""
+        """Close the open chunk and push it to the disk (bounds what a power cut loses)."""
         self._last_flush = time.monotonic()
         w = self._w()
+        if self._pending == self.messages:
+            return  # nothing new since the last flush
+        self._pending = self.messages
         if hasattr(w, "flush"):  # mcap >= 1.2.2
             w.flush()
         if self._stream is not None:
             self._stream.flush()
+            if self._own_stream:
+                os.fsync(self._stream.fileno())
