@@ -417,7 +417,7 @@ def decode_body(body: bytes) -> Frame:
     if cls is None:
         raise FrameDecodeError(f"unknown message type 0x{type_:02X}", n)
     record = cls.read(memoryview(body)[HEADER.size : n - CRC.size])
-    return Frame(FrameHeader(type=type_, seq=seq, length=length, tick=tick, version=version), record, n)
+    return Frame(FrameHeader(type_, seq, length, tick, version), record, n)
 
 
 def decode_frame(encoded: bytes) -> Frame:
