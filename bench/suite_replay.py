@@ -89,8 +89,15 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:  # noqa
         path = str(Path(tmp.name) / "sim.mcap")
         t0 = time.perf_counter()
         simulate_drive(path, duration=10.0, lidar="vlp16", seed=0, camera=True)
-        rows.append(Row(SUITE, "simulate 10 s VLP-16 + camera", "wall (incl. JIT warm-up)", "s",
-                        time.perf_counter() - t0))
+        rows.append(
+            Row(
+                SUITE,
+                "simulate 10 s VLP-16 + camera",
+                "wall (incl. JIT warm-up)",
+                "s",
+                time.perf_counter() - t0,
+            )
+        )
     else:
         path = input
     try:
@@ -101,18 +108,42 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:  # noqa
         t_ours, _ = measure(lambda: read_ours(path))
         t_ref, _ = measure(lambda: read_reference(path))
         case = f"{Path(path).name} ({n:,} msgs, {size / 1e6:.1f} MB)"
-        rows.append(ratio_row(SUITE, f"read: {case}", "messages/s", "msg/s", n / t_ours, n / t_ref, "mcap 1.x iter_messages"))
-        rows.append(ratio_row(SUITE, f"read: {case}", "payload MB/s", "MB/s", size / 1e6 / t_ours,
-                              size / 1e6 / t_ref, "mcap 1.x iter_messages"))
+        rows.append(
+            ratio_row(
+                SUITE, f"read: {case}", "messages/s", "msg/s", n / t_ours, n / t_ref, "mcap 1.x iter_messages"
+            )
+        )
+        rows.append(
+            ratio_row(
+                SUITE,
+                f"read: {case}",
+                "payload MB/s",
+                "MB/s",
+                size / 1e6 / t_ours,
+                size / 1e6 / t_ref,
+                "mcap 1.x iter_messages",
+            )
+        )
         t_null, st = measure(lambda: replay_null(path))
-        rows.append(ratio_row(SUITE, "replay max, null sink (read + decode)", "messages/s", "msg/s", n / t_null,
-                              n / t_ref, "mcap 1.x iter_messages (no decode)"))
-        rows.append(Row(SUITE, "replay max, null sink (read + decode)", "real-time factor", "x",
-                        st.drive_s / t_null))
+        rows.append(
+            ratio_row(
+                SUITE,
+                "replay max, null sink (read + decode)",
+                "messages/s",
+                "msg/s",
+                n / t_null,
+                n / t_ref,
+                "mcap 1.x iter_messages (no decode)",
+            )
+        )
+        rows.append(
+            Row(SUITE, "replay max, null sink (read + decode)", "real-time factor", "x", st.drive_s / t_null)
+        )
         t_zmq, st = measure(lambda: replay_zmq(path), min_repeats=2)
         rows.append(Row(SUITE, "replay max, ZeroMQ inproc + subscriber", "messages/s", "msg/s", n / t_zmq))
-        rows.append(Row(SUITE, "replay max, ZeroMQ inproc + subscriber", "real-time factor", "x",
-                        st.drive_s / t_zmq))
+        rows.append(
+            Row(SUITE, "replay max, ZeroMQ inproc + subscriber", "real-time factor", "x", st.drive_s / t_zmq)
+        )
     finally:
         if tmp is not None:
             tmp.cleanup()

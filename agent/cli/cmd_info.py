@@ -29,13 +29,17 @@ def command(drive: str, as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    click.echo(f"{info['path']}: {info['size_bytes']:,} bytes, {info['messages']:,} messages, "
-               f"{info['duration_s']:.3f} s ({_utc(info['start_ns'])} to {_utc(info['end_ns'])})"
-               + ("  TRUNCATED" if info["truncated"] else ""))
+    click.echo(
+        f"{info['path']}: {info['size_bytes']:,} bytes, {info['messages']:,} messages, "
+        f"{info['duration_s']:.3f} s ({_utc(info['start_ns'])} to {_utc(info['end_ns'])})"
+        + ("  TRUNCATED" if info["truncated"] else "")
+    )
     click.echo("channels:")
     for c in info["channels"]:
-        click.echo(f"  {c['topic']:<34} {c['bus_type'] or '-':<14} {c['message_encoding']:<15} "
-                   f"{c['schema'] or '-':<25} {c['messages']:>8,} msgs {c['bytes']:>13,} B")
+        click.echo(
+            f"  {c['topic']:<34} {c['bus_type'] or '-':<14} {c['message_encoding']:<15} "
+            f"{c['schema'] or '-':<25} {c['messages']:>8,} msgs {c['bytes']:>13,} B"
+        )
     click.echo("sensors:")
     for s in info["sensors"]:
         extra = f"  model {s['model']}" if "model" in s else ""

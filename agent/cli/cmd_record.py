@@ -11,15 +11,35 @@ from agent.cli._common import emit_json, json_option
 
 @click.command(name="record")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Drive MCAP to write.")
-@click.option("--bus", "endpoint", default=None, help="Bus endpoint to subscribe to; default: the configuration's bus.endpoint.")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="Agent configuration file (default: the embedded defaults).")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C/SIGTERM).")
-@click.option("--bind/--connect", default=False, show_default=True,
-              help="Bind the endpoint (sources connect to the recorder) or connect to a publisher that binds.")
+@click.option(
+    "--bus",
+    "endpoint",
+    default=None,
+    help="Bus endpoint to subscribe to; default: the configuration's bus.endpoint.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Agent configuration file (default: the embedded defaults).",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    help="Stop after this many seconds (default: until Ctrl-C/SIGTERM).",
+)
+@click.option(
+    "--bind/--connect",
+    default=False,
+    show_default=True,
+    help="Bind the endpoint (sources connect to the recorder) or connect to a publisher that binds.",
+)
 @json_option
-def command(out: str, endpoint: str | None, config_path: str | None, duration: float | None, bind: bool,
-            as_json: bool) -> None:
+def command(
+    out: str, endpoint: str | None, config_path: str | None, duration: float | None, bind: bool, as_json: bool
+) -> None:
     """Record every bus message to OUT until DURATION passes or the process is stopped.
     LiDAR packets are stored byte-exact; chunks are flushed every second so a power cut
     loses at most about a second (the file stays readable up to its last complete message)."""
@@ -48,5 +68,7 @@ def command(out: str, endpoint: str | None, config_path: str | None, duration: f
     if as_json:
         emit_json({"out": out, "endpoint": cfg.endpoint, **stats.as_dict()})
         return
-    click.echo(f"recorded {stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB) from {cfg.endpoint} "
-               f"in {stats.wall_s:.1f} s to {out}" + (f"; {stats.dropped} dropped" if stats.dropped else ""))
+    click.echo(
+        f"recorded {stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB) from {cfg.endpoint} "
+        f"in {stats.wall_s:.1f} s to {out}" + (f"; {stats.dropped} dropped" if stats.dropped else "")
+    )

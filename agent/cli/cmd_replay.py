@@ -9,17 +9,41 @@ from agent.cli._common import emit_json, json_option
 
 @click.command(name="replay")
 @click.argument("drive", type=click.Path(dir_okay=False))
-@click.option("--speed", default="1", show_default=True,
-              help="Playback speed: 1 = recorded timing, 2 = twice as fast, max = as fast as possible.")
-@click.option("--bus", "endpoint", default=None,
-              help="Bus endpoint to publish on (binds it); default: the configuration's bus.endpoint.")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="Agent configuration file (default: the embedded defaults).")
-@click.option("--wait-subscriber", type=float, default=0.0, show_default=True,
-              help="Seconds to wait for a subscriber before publishing (0: publish at once).")
+@click.option(
+    "--speed",
+    default="1",
+    show_default=True,
+    help="Playback speed: 1 = recorded timing, 2 = twice as fast, max = as fast as possible.",
+)
+@click.option(
+    "--bus",
+    "endpoint",
+    default=None,
+    help="Bus endpoint to publish on (binds it); default: the configuration's bus.endpoint.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Agent configuration file (default: the embedded defaults).",
+)
+@click.option(
+    "--wait-subscriber",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for a subscriber before publishing (0: publish at once).",
+)
 @json_option
-def command(drive: str, speed: str, endpoint: str | None, config_path: str | None, wait_subscriber: float,
-            as_json: bool) -> None:
+def command(
+    drive: str,
+    speed: str,
+    endpoint: str | None,
+    config_path: str | None,
+    wait_subscriber: float,
+    as_json: bool,
+) -> None:
     """Publish every message of DRIVE on the bus in recorded order, at recorded speed or
     as fast as possible. A recording cut short replays up to its last complete message
     (with a warning)."""
@@ -39,8 +63,10 @@ def command(drive: str, speed: str, endpoint: str | None, config_path: str | Non
     if as_json:
         emit_json({"drive": drive, "endpoint": cfg.endpoint, "speed": speed, **stats.as_dict()})
         return
-    click.echo(f"replayed {stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB, {stats.drive_s:.2f} s of drive) "
-               f"in {stats.wall_s:.2f} s on {cfg.endpoint}"
-               + (f": {stats.realtime_factor:.1f}x real time" if stats.wall_s > 0 else ""))
+    click.echo(
+        f"replayed {stats.messages:,} messages ({stats.bytes / 1e6:.1f} MB, {stats.drive_s:.2f} s of drive) "
+        f"in {stats.wall_s:.2f} s on {cfg.endpoint}"
+        + (f": {stats.realtime_factor:.1f}x real time" if stats.wall_s > 0 else "")
+    )
     if stats.truncated:
         click.echo("warning: the recording is truncated; replayed up to its last complete message", err=True)

@@ -12,9 +12,16 @@ from agent.cli._common import emit_json, json_option
 @click.command(name="simulate")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Drive MCAP to write.")
 @click.option("--duration", type=float, default=20.0, show_default=True, help="Seconds of drive.")
-@click.option("--lidar", type=click.Choice(["vlp16", "vlp32c", "hdl32e"]), default="vlp16", show_default=True,
-              help="Simulated Velodyne model.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Scene layout seed (same seed, same bytes).")
+@click.option(
+    "--lidar",
+    type=click.Choice(["vlp16", "vlp32c", "hdl32e"]),
+    default="vlp16",
+    show_default=True,
+    help="Simulated Velodyne model.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Scene layout seed (same seed, same bytes)."
+)
 @click.option("--camera/--no-camera", default=True, show_default=True, help="Render forward camera frames.")
 @json_option
 def command(out: str, duration: float, lidar: str, seed: int, camera: bool, as_json: bool) -> None:
@@ -34,8 +41,20 @@ def command(out: str, duration: float, lidar: str, seed: int, camera: bool, as_j
     info = drive_info(out)
     counts = {c["bus_type"]: c["messages"] for c in info["channels"]}
     if as_json:
-        emit_json({"out": out, "duration_s": duration, "lidar": lidar, "seed": seed, "camera": camera,
-                   "wall_s": round(wall, 3), "size_bytes": info["size_bytes"], "messages": counts})
+        emit_json(
+            {
+                "out": out,
+                "duration_s": duration,
+                "lidar": lidar,
+                "seed": seed,
+                "camera": camera,
+                "wall_s": round(wall, 3),
+                "size_bytes": info["size_bytes"],
+                "messages": counts,
+            }
+        )
         return
-    click.echo(f"simulated {duration:g} s ({lidar}, seed {seed}) in {wall:.1f} s: {out} "
-               f"({info['size_bytes'] / 1e6:.1f} MB; " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + ")")
+    click.echo(
+        f"simulated {duration:g} s ({lidar}, seed {seed}) in {wall:.1f} s: {out} "
+        f"({info['size_bytes'] / 1e6:.1f} MB; " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + ")"
+    )

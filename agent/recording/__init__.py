@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.recording._channels import BUS_ENCODING, PROFILE, SCHEMAS, decode_payload, encode_payload, topic_for
+from agent.recording._channels import (
+    BUS_ENCODING,
+    PROFILE,
+    SCHEMAS,
+    decode_payload,
+    encode_payload,
+    topic_for,
+)
 from agent.recording._reader import DriveReader, RawMessage, ReadStats, iter_drive
 from agent.recording._replay import ReplayStats, parse_speed, replay
 from agent.recording._writer import DriveWriter

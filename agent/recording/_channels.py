@@ -51,8 +51,14 @@ from agent.errors import RecordingError
 BUS_ENCODING = "edge-agent-bus"
 PROFILE = "edge-agent-drive"
 
-_TIME = {"type": "object", "title": "time", "properties": {
-    "sec": {"type": "integer", "minimum": 0}, "nsec": {"type": "integer", "minimum": 0, "maximum": 999999999}}}
+_TIME = {
+    "type": "object",
+    "title": "time",
+    "properties": {
+        "sec": {"type": "integer", "minimum": 0},
+        "nsec": {"type": "integer", "minimum": 0, "maximum": 999999999},
+    },
+}
 _HEADER_PROPS = {
     "source": {"type": "string", "description": "bus source id"},
     "mono_ns": {"type": "integer", "description": "monotonic clock at capture, ns"},
@@ -62,43 +68,108 @@ _VEC3 = {"type": "object", "properties": {k: {"type": "number"} for k in "xyz"}}
 
 
 def _schema(title: str, description: str, props: dict[str, Any]) -> bytes:
-    doc = {"title": title, "description": description, "type": "object",
-           "properties": {"timestamp": _TIME, **props, **_HEADER_PROPS}}
+    doc = {
+        "title": title,
+        "description": description,
+        "type": "object",
+        "properties": {"timestamp": _TIME, **props, **_HEADER_PROPS},
+    }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
 SCHEMAS: dict[MessageType, tuple[str, bytes]] = {
-    MessageType.NMEA_SENTENCE: ("edge_agent.NmeaSentence", _schema(
-        "edge_agent.NmeaSentence", "One NMEA 0183 sentence as received, without CR/LF",
-        {"text": {"type": "string"}})),
-    MessageType.GNSS_FIX: ("foxglove.LocationFix", _schema(
-        "foxglove.LocationFix", "A navigation satellite fix (altitude above the WGS 84 ellipsoid when the "
-        "geoid separation is known); extra fields keep what the receiver reported",
-        {"frame_id": {"type": "string"}, "latitude": {"type": "number"}, "longitude": {"type": "number"},
-         "altitude": {"type": "number"},
-         "position_covariance": {"type": "array", "items": {"type": "number"}, "minItems": 9, "maxItems": 9},
-         "position_covariance_type": {"type": "integer", "minimum": 0, "maximum": 3},
-         "fix_type": {"type": "integer"}, "alt_msl": {"type": ["number", "null"]},
-         "hdop": {"type": ["number", "null"]}, "num_sats": {"type": "integer"},
-         "speed_mps": {"type": ["number", "null"]}, "course_deg": {"type": ["number", "null"]},
-         "geoid_sep_m": {"type": ["number", "null"]}, "fix_utc_ns": {"type": ["integer", "null"]},
-         "h_std_m": {"type": ["number", "null"]}, "v_std_m": {"type": ["number", "null"]}})),
-    MessageType.IMU_SAMPLE: ("edge_agent.ImuSample", _schema(
-        "edge_agent.ImuSample", "One IMU sample in the sensor frame (rad/s, m/s^2)",
-        {"frame_id": {"type": "string"}, "angular_velocity": _VEC3, "linear_acceleration": _VEC3,
-         "temperature_c": {"type": ["number", "null"]}})),
-    MessageType.CAMERA_FRAME: ("foxglove.CompressedImage", _schema(
-        "foxglove.CompressedImage", "A compressed image (data is base64 in JSON)",
-        {"frame_id": {"type": "string"}, "data": {"type": "string", "contentEncoding": "base64"},
-         "format": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
-         "frame_index": {"type": "integer"}})),
-    MessageType.POWER_EVENT: ("edge_agent.PowerEvent", _schema(
-        "edge_agent.PowerEvent", "Ignition and supply voltage from the vehicle unit",
-        {"kind": {"type": "string"}, "ignition": {"type": "boolean"}, "supply_v": {"type": ["number", "null"]}})),
-    MessageType.TIME_SYNC: ("edge_agent.TimeSync", _schema(
-        "edge_agent.TimeSync", "A PPS edge: MCU tick and the UTC second it marks",
-        {"mcu_tick": {"type": "integer"}, "pps_utc_ns": {"type": "integer"},
-         "tick_hz": {"type": ["number", "null"]}, "residual_ns": {"type": ["number", "null"]}})),
+    MessageType.NMEA_SENTENCE: (
+        "edge_agent.NmeaSentence",
+        _schema(
+            "edge_agent.NmeaSentence",
+            "One NMEA 0183 sentence as received, without CR/LF",
+            {"text": {"type": "string"}},
+        ),
+    ),
+    MessageType.GNSS_FIX: (
+        "foxglove.LocationFix",
+        _schema(
+            "foxglove.LocationFix",
+            "A navigation satellite fix (altitude above the WGS 84 ellipsoid when the "
+            "geoid separation is known); extra fields keep what the receiver reported",
+            {
+                "frame_id": {"type": "string"},
+                "latitude": {"type": "number"},
+                "longitude": {"type": "number"},
+                "altitude": {"type": "number"},
+                "position_covariance": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": 9,
+                    "maxItems": 9,
+                },
+                "position_covariance_type": {"type": "integer", "minimum": 0, "maximum": 3},
+                "fix_type": {"type": "integer"},
+                "alt_msl": {"type": ["number", "null"]},
+                "hdop": {"type": ["number", "null"]},
+                "num_sats": {"type": "integer"},
+                "speed_mps": {"type": ["number", "null"]},
+                "course_deg": {"type": ["number", "null"]},
+                "geoid_sep_m": {"type": ["number", "null"]},
+                "fix_utc_ns": {"type": ["integer", "null"]},
+                "h_std_m": {"type": ["number", "null"]},
+                "v_std_m": {"type": ["number", "null"]},
+            },
+        ),
+    ),
+    MessageType.IMU_SAMPLE: (
+        "edge_agent.ImuSample",
+        _schema(
+            "edge_agent.ImuSample",
+            "One IMU sample in the sensor frame (rad/s, m/s^2)",
+            {
+                "frame_id": {"type": "string"},
+                "angular_velocity": _VEC3,
+                "linear_acceleration": _VEC3,
+                "temperature_c": {"type": ["number", "null"]},
+            },
+        ),
+    ),
+    MessageType.CAMERA_FRAME: (
+        "foxglove.CompressedImage",
+        _schema(
+            "foxglove.CompressedImage",
+            "A compressed image (data is base64 in JSON)",
+            {
+                "frame_id": {"type": "string"},
+                "data": {"type": "string", "contentEncoding": "base64"},
+                "format": {"type": "string"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "frame_index": {"type": "integer"},
+            },
+        ),
+    ),
+    MessageType.POWER_EVENT: (
+        "edge_agent.PowerEvent",
+        _schema(
+            "edge_agent.PowerEvent",
+            "Ignition and supply voltage from the vehicle unit",
+            {
+                "kind": {"type": "string"},
+                "ignition": {"type": "boolean"},
+                "supply_v": {"type": ["number", "null"]},
+            },
+        ),
+    ),
+    MessageType.TIME_SYNC: (
+        "edge_agent.TimeSync",
+        _schema(
+            "edge_agent.TimeSync",
+            "A PPS edge: MCU tick and the UTC second it marks",
+            {
+                "mcu_tick": {"type": "integer"},
+                "pps_utc_ns": {"type": "integer"},
+                "tick_hz": {"type": ["number", "null"]},
+                "residual_ns": {"type": ["number", "null"]},
+            },
+        ),
+    ),
 }
 
 
@@ -134,7 +205,12 @@ def _stamp(ns: int) -> dict[str, int]:
 
 
 def _head(msg: Message) -> dict[str, Any]:
-    return {"timestamp": _stamp(msg.utc_ns), "source": msg.source, "mono_ns": msg.mono_ns, "utc_ns": msg.utc_ns}
+    return {
+        "timestamp": _stamp(msg.utc_ns),
+        "source": msg.source,
+        "mono_ns": msg.mono_ns,
+        "utc_ns": msg.utc_ns,
+    }
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
@@ -154,26 +230,60 @@ def encode_payload(msg: Message) -> bytes:
         h = msg.h_std_m if not math.isnan(msg.h_std_m) else None
         v = msg.v_std_m if not math.isnan(msg.v_std_m) else None
         known = h is not None and v is not None
-        cov = [h * h if known else 0.0, 0.0, 0.0, 0.0, h * h if known else 0.0, 0.0, 0.0, 0.0,
-               v * v if known else 0.0]  # type: ignore[operator]
-        doc.update(frame_id=msg.source, latitude=_num(msg.lat_deg), longitude=_num(msg.lon_deg),
-                   altitude=_num(alt), position_covariance=cov, position_covariance_type=2 if known else 0,
-                   fix_type=int(msg.fix_type), alt_msl=_num(msg.alt_m), hdop=_num(msg.hdop),
-                   num_sats=msg.num_sats, speed_mps=_num(msg.speed_mps), course_deg=_num(msg.course_deg),
-                   geoid_sep_m=_num(msg.geoid_sep_m),
-                   fix_utc_ns=None if msg.fix_utc_ns == NO_TIME else msg.fix_utc_ns,
-                   h_std_m=_num(msg.h_std_m), v_std_m=_num(msg.v_std_m))
+        cov = [
+            h * h if known else 0.0,
+            0.0,
+            0.0,
+            0.0,
+            h * h if known else 0.0,
+            0.0,
+            0.0,
+            0.0,
+            v * v if known else 0.0,
+        ]  # type: ignore[operator]
+        doc.update(
+            frame_id=msg.source,
+            latitude=_num(msg.lat_deg),
+            longitude=_num(msg.lon_deg),
+            altitude=_num(alt),
+            position_covariance=cov,
+            position_covariance_type=2 if known else 0,
+            fix_type=int(msg.fix_type),
+            alt_msl=_num(msg.alt_m),
+            hdop=_num(msg.hdop),
+            num_sats=msg.num_sats,
+            speed_mps=_num(msg.speed_mps),
+            course_deg=_num(msg.course_deg),
+            geoid_sep_m=_num(msg.geoid_sep_m),
+            fix_utc_ns=None if msg.fix_utc_ns == NO_TIME else msg.fix_utc_ns,
+            h_std_m=_num(msg.h_std_m),
+            v_std_m=_num(msg.v_std_m),
+        )
     elif isinstance(msg, ImuSample):
-        doc.update(frame_id=msg.source, angular_velocity=dict(zip("xyz", msg.gyro)),
-                   linear_acceleration=dict(zip("xyz", msg.accel)), temperature_c=_num(msg.temperature_c))
+        doc.update(
+            frame_id=msg.source,
+            angular_velocity=dict(zip("xyz", msg.gyro)),
+            linear_acceleration=dict(zip("xyz", msg.accel)),
+            temperature_c=_num(msg.temperature_c),
+        )
     elif isinstance(msg, CameraFrame):
-        doc.update(frame_id=msg.camera_id, data=base64.b64encode(msg.jpeg).decode("ascii"), format="jpeg",
-                   width=msg.width, height=msg.height, frame_index=msg.frame_index)
+        doc.update(
+            frame_id=msg.camera_id,
+            data=base64.b64encode(msg.jpeg).decode("ascii"),
+            format="jpeg",
+            width=msg.width,
+            height=msg.height,
+            frame_index=msg.frame_index,
+        )
     elif isinstance(msg, PowerEvent):
         doc.update(kind=msg.kind.name, ignition=msg.ignition, supply_v=_num(msg.supply_v))
     elif isinstance(msg, TimeSync):
-        doc.update(mcu_tick=msg.mcu_tick, pps_utc_ns=msg.pps_utc_ns, tick_hz=_num(msg.tick_hz),
-                   residual_ns=_num(msg.residual_ns))
+        doc.update(
+            mcu_tick=msg.mcu_tick,
+            pps_utc_ns=msg.pps_utc_ns,
+            tick_hz=_num(msg.tick_hz),
+            residual_ns=_num(msg.residual_ns),
+        )
     else:  # pragma: no cover - every bus type is handled above
         raise RecordingError(f"no MCAP mapping for bus type {kind.name}")
     return _dumps(doc)
@@ -186,23 +296,44 @@ def _vec(d: dict[str, Any]) -> tuple[float, float, float]:
 _DECODERS: dict[MessageType, Callable[[dict[str, Any], dict[str, Any]], Message]] = {
     MessageType.NMEA_SENTENCE: lambda d, h: NmeaSentence(text=d["text"], **h),
     MessageType.GNSS_FIX: lambda d, h: GnssFix(
-        lat_deg=_unnum(d["latitude"]), lon_deg=_unnum(d["longitude"]), alt_m=_unnum(d.get("alt_msl")),
-        fix_type=FixType(d.get("fix_type", 0)), hdop=_unnum(d.get("hdop")), num_sats=d.get("num_sats", -1),
-        speed_mps=_unnum(d.get("speed_mps")), course_deg=_unnum(d.get("course_deg")),
+        lat_deg=_unnum(d["latitude"]),
+        lon_deg=_unnum(d["longitude"]),
+        alt_m=_unnum(d.get("alt_msl")),
+        fix_type=FixType(d.get("fix_type", 0)),
+        hdop=_unnum(d.get("hdop")),
+        num_sats=d.get("num_sats", -1),
+        speed_mps=_unnum(d.get("speed_mps")),
+        course_deg=_unnum(d.get("course_deg")),
         geoid_sep_m=_unnum(d.get("geoid_sep_m")),
         fix_utc_ns=NO_TIME if d.get("fix_utc_ns") is None else int(d["fix_utc_ns"]),
-        h_std_m=_unnum(d.get("h_std_m")), v_std_m=_unnum(d.get("v_std_m")), **h),
+        h_std_m=_unnum(d.get("h_std_m")),
+        v_std_m=_unnum(d.get("v_std_m")),
+        **h,
+    ),
     MessageType.IMU_SAMPLE: lambda d, h: ImuSample(
-        gyro=_vec(d["angular_velocity"]), accel=_vec(d["linear_acceleration"]),
-        temperature_c=d.get("temperature_c"), **h),
+        gyro=_vec(d["angular_velocity"]),
+        accel=_vec(d["linear_acceleration"]),
+        temperature_c=d.get("temperature_c"),
+        **h,
+    ),
     MessageType.CAMERA_FRAME: lambda d, h: CameraFrame(
-        camera_id=d.get("frame_id", ""), width=int(d.get("width", 0)), height=int(d.get("height", 0)),
-        jpeg=base64.b64decode(d["data"]), frame_index=int(d.get("frame_index", 0)), **h),
+        camera_id=d.get("frame_id", ""),
+        width=int(d.get("width", 0)),
+        height=int(d.get("height", 0)),
+        jpeg=base64.b64decode(d["data"]),
+        frame_index=int(d.get("frame_index", 0)),
+        **h,
+    ),
     MessageType.POWER_EVENT: lambda d, h: PowerEvent(
-        kind=PowerEventKind[d["kind"]], ignition=bool(d["ignition"]), supply_v=_unnum(d.get("supply_v")), **h),
+        kind=PowerEventKind[d["kind"]], ignition=bool(d["ignition"]), supply_v=_unnum(d.get("supply_v")), **h
+    ),
     MessageType.TIME_SYNC: lambda d, h: TimeSync(
-        mcu_tick=int(d["mcu_tick"]), pps_utc_ns=int(d["pps_utc_ns"]), tick_hz=_unnum(d.get("tick_hz")),
-        residual_ns=_unnum(d.get("residual_ns")), **h),
+        mcu_tick=int(d["mcu_tick"]),
+        pps_utc_ns=int(d["pps_utc_ns"]),
+        tick_hz=_unnum(d.get("tick_hz")),
+        residual_ns=_unnum(d.get("residual_ns")),
+        **h,
+    ),
 }
 
 
@@ -242,8 +373,11 @@ def decode_payload(kind: MessageType, data: bytes, log_time_ns: int) -> Message:
         utc = doc.get("utc_ns")
         if utc is None:
             utc = int(ts["sec"]) * 1_000_000_000 + int(ts["nsec"]) if ts else log_time_ns
-        head = {"source": doc.get("source", doc.get("frame_id", "")), "utc_ns": int(utc),
-                "mono_ns": int(doc.get("mono_ns", utc))}
+        head = {
+            "source": doc.get("source", doc.get("frame_id", "")),
+            "utc_ns": int(utc),
+            "mono_ns": int(doc.get("mono_ns", utc)),
+        }
         return _DECODERS[kind](doc, head)
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordingError(f"bad {kind.name} message: {exc}") from exc

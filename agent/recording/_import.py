@@ -43,10 +43,16 @@ class ImportStats:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"lidar_packets": self.lidar_packets, "nmea_sentences": self.nmea_sentences,
-                "gnss_fixes": self.gnss_fixes, "camera_frames": self.camera_frames,
-                "offsets_s": dict(self.offsets_s), "start_utc_ns": self.start_utc_ns,
-                "end_utc_ns": self.end_utc_ns, "warnings": list(self.warnings)}
+        return {
+            "lidar_packets": self.lidar_packets,
+            "nmea_sentences": self.nmea_sentences,
+            "gnss_fixes": self.gnss_fixes,
+            "camera_frames": self.camera_frames,
+            "offsets_s": dict(self.offsets_s),
+            "start_utc_ns": self.start_utc_ns,
+            "end_utc_ns": self.end_utc_ns,
+            "warnings": list(self.warnings),
+        }
 
 
 def parse_offsets(items: list[str] | tuple[str, ...]) -> dict[str, float | str]:
@@ -56,8 +62,10 @@ def parse_offsets(items: list[str] | tuple[str, ...]) -> dict[str, float | str]:
         name, sep, value = item.partition("=")
         name = name.strip().lower()
         if not sep or name not in SOURCES:
-            raise RecordingError(f"time offset {item!r}: expected SOURCE=SECONDS or SOURCE=align with "
-                                 f"SOURCE one of {', '.join(SOURCES)}")
+            raise RecordingError(
+                f"time offset {item!r}: expected SOURCE=SECONDS or SOURCE=align with "
+                f"SOURCE one of {', '.join(SOURCES)}"
+            )
         value = value.strip()
         if value.lower() == "align":
             out[name] = "align"
@@ -65,13 +73,18 @@ def parse_offsets(items: list[str] | tuple[str, ...]) -> dict[str, float | str]:
         try:
             out[name] = float(value)
         except ValueError:
-            raise RecordingError(f"time offset {item!r}: {value!r} is not a number of seconds or 'align'") from None
+            raise RecordingError(
+                f"time offset {item!r}: {value!r} is not a number of seconds or 'align'"
+            ) from None
     return out
 
 
 # ---- sources --------------------------------------------------------------------------------
 
-def _lidar_messages(spec: str, source_id: str, ports: set[int] | None, stats: ImportStats) -> Iterator[LidarPacket]:
+
+def _lidar_messages(
+    spec: str, source_id: str, ports: set[int] | None, stats: ImportStats
+) -> Iterator[LidarPacket]:
     from sensors.errors import SensorError
     from sensors.packets import open_packet_source
 
@@ -168,8 +181,9 @@ def _jpeg(image, quality: int) -> bytes:  # type: ignore[no-untyped-def]
     return buf.tobytes()
 
 
-def _camera_messages(spec: str, camera_id: str | None, fps: float, start_ns: int, quality: int,
-                     stats: ImportStats) -> list[CameraFrame] | Iterator[CameraFrame]:
+def _camera_messages(
+    spec: str, camera_id: str | None, fps: float, start_ns: int, quality: int, stats: ImportStats
+) -> list[CameraFrame] | Iterator[CameraFrame]:
     import cv2
     import numpy as np
 
@@ -191,8 +205,18 @@ def _camera_messages(spec: str, camera_id: str | None, fps: float, start_ns: int
             data = raw if raw[:3] == b"\xff\xd8\xff" else _jpeg(img, quality)
             cid = camera_id or (p.name.split("__")[0] if "__" in p.name else "camera0")
             t = stamps[k] if use_names else start_ns + int(round(k / fps * 1e9))
-            frames.append(CameraFrame(source=cid, camera_id=cid, width=img.shape[1], height=img.shape[0],
-                                      jpeg=data, frame_index=k, utc_ns=t, mono_ns=t))  # type: ignore[arg-type]
+            frames.append(
+                CameraFrame(
+                    source=cid,
+                    camera_id=cid,
+                    width=img.shape[1],
+                    height=img.shape[0],
+                    jpeg=data,
+                    frame_index=k,
+                    utc_ns=t,
+                    mono_ns=t,
+                )
+            )  # type: ignore[arg-type]
         frames.sort(key=lambda f: f.utc_ns)
         stats.camera_frames += len(frames)
         return frames
@@ -213,8 +237,16 @@ def _camera_messages(spec: str, camera_id: str | None, fps: float, start_ns: int
                     break
                 t = start_ns + int(round(k / vfps * 1e9))
                 stats.camera_frames += 1
-                yield CameraFrame(source=cid, camera_id=cid, width=img.shape[1], height=img.shape[0],
-                                  jpeg=_jpeg(img, quality), frame_index=k, utc_ns=t, mono_ns=t)
+                yield CameraFrame(
+                    source=cid,
+                    camera_id=cid,
+                    width=img.shape[1],
+                    height=img.shape[0],
+                    jpeg=_jpeg(img, quality),
+                    frame_index=k,
+                    utc_ns=t,
+                    mono_ns=t,
+                )
                 k += 1
         finally:
             cap.release()
@@ -253,18 +285,29 @@ def _peek(it: Iterator[Message]) -> tuple[Message | None, Iterator[Message]]:
     return first, chain()
 
 
-def import_drive(out: str | Path, *, lidar: str | None = None, lidar_meta: str | None = None,
-                 gnss: str | None = None, camera: str | None = None,
-                 offsets: dict[str, float | str] | None = None, lidar_id: str = "lidar0",
-                 gnss_id: str = "gnss0", camera_id: str | None = None, camera_fps: float = 10.0,
-                 jpeg_quality: int = 90, ports: set[int] | None = None) -> ImportStats:
+def import_drive(
+    out: str | Path,
+    *,
+    lidar: str | None = None,
+    lidar_meta: str | None = None,
+    gnss: str | None = None,
+    camera: str | None = None,
+    offsets: dict[str, float | str] | None = None,
+    lidar_id: str = "lidar0",
+    gnss_id: str = "gnss0",
+    camera_id: str | None = None,
+    camera_fps: float = 10.0,
+    jpeg_quality: int = 90,
+    ports: set[int] | None = None,
+) -> ImportStats:
     """Write a drive MCAP from foreign recordings (any subset of LiDAR, NMEA, camera)."""
     if not (lidar or gnss or camera):
         raise RecordingError("nothing to import: give at least one of --lidar, --gnss, --camera")
     offsets = dict(offsets or {})
     stats = ImportStats()
-    meta: dict[str, dict[str, str]] = {"import": {k: str(v) for k, v in
-                                                  (("lidar", lidar), ("gnss", gnss), ("camera", camera)) if v}}
+    meta: dict[str, dict[str, str]] = {
+        "import": {k: str(v) for k, v in (("lidar", lidar), ("gnss", gnss), ("camera", camera)) if v}
+    }
     if lidar_meta:
         try:
             meta["lidar"] = {"meta_json": Path(lidar_meta).read_text(), "meta_file": Path(lidar_meta).name}

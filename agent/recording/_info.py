@@ -30,7 +30,11 @@ def drive_info(path: str | Path) -> dict[str, Any]:
                     "source": ch.metadata.get("source", "") if ch else "",
                     "message_encoding": ch.message_encoding if ch else "",
                     "schema": ch.schema_name if ch else "",
-                    "messages": 0, "bytes": 0, "first_ns": raw.log_time, "last_ns": raw.log_time}
+                    "messages": 0,
+                    "bytes": 0,
+                    "first_ns": raw.log_time,
+                    "last_ns": raw.log_time,
+                }
             c["messages"] += 1
             c["bytes"] += len(raw.data)
             c["first_ns"] = min(c["first_ns"], raw.log_time)
@@ -40,7 +44,11 @@ def drive_info(path: str | Path) -> dict[str, Any]:
             if c["bus_type"] == "LIDAR_PACKET" and len(raw.data) >= 1206:
                 sample = lidar_samples.setdefault(c["source"], [])
                 off = _body_offset(raw.data)
-                if len(sample) < 16 and len(raw.data) - off == 1206 and raw.data[off:off + 2] == b"\xff\xee":
+                if (
+                    len(sample) < 16
+                    and len(raw.data) - off == 1206
+                    and raw.data[off : off + 2] == b"\xff\xee"
+                ):
                     sample.append(raw.data[off:])
         stats = reader.stats
         metadata = dict(reader.metadata)
@@ -51,8 +59,9 @@ def drive_info(path: str | Path) -> dict[str, Any]:
         if kind is None:
             continue
         stype = _SENSOR_TYPE.get(kind, "other")
-        s = sensors.setdefault(f"{stype}:{c['source'] or c['topic']}", {
-            "type": stype, "source": c["source"], "topics": []})
+        s = sensors.setdefault(
+            f"{stype}:{c['source'] or c['topic']}", {"type": stype, "source": c["source"], "topics": []}
+        )
         s["topics"].append(c["topic"])
         span = (c["last_ns"] - c["first_ns"]) / 1e9
         s.setdefault("rates_hz", {})[kind] = round((c["messages"] - 1) / span, 3) if span > 0 else None
@@ -78,14 +87,23 @@ def drive_info(path: str | Path) -> dict[str, Any]:
         "warnings": stats.warnings,
         "channels": sorted(chans.values(), key=lambda c: c["topic"]),
         "sensors": sorted(sensors.values(), key=lambda s: (s["type"], s["source"])),
-        "metadata": {k: {kk: (vv if len(vv) < 200 else f"<{len(vv)} chars>") for kk, vv in v.items()}
-                     for k, v in metadata.items()},
+        "metadata": {
+            k: {kk: (vv if len(vv) < 200 else f"<{len(vv)} chars>") for kk, vv in v.items()}
+            for k, v in metadata.items()
+        },
     }
 
 
 _MODES = {0x37: "strongest", 0x38: "last", 0x39: "dual"}
-_SENSOR_TYPE = {"LIDAR_PACKET": "lidar", "NMEA_SENTENCE": "gnss", "GNSS_FIX": "gnss", "IMU_SAMPLE": "imu",
-                "CAMERA_FRAME": "camera", "POWER_EVENT": "vehicle", "TIME_SYNC": "vehicle"}
+_SENSOR_TYPE = {
+    "LIDAR_PACKET": "lidar",
+    "NMEA_SENTENCE": "gnss",
+    "GNSS_FIX": "gnss",
+    "IMU_SAMPLE": "imu",
+    "CAMERA_FRAME": "camera",
+    "POWER_EVENT": "vehicle",
+    "TIME_SYNC": "vehicle",
+}
 
 
 def _velodyne_name(packets: list[bytes]) -> str:

@@ -79,7 +79,7 @@ def _string(buf: memoryview, pos: int) -> tuple[str, int]:
     end = pos + 4 + n
     if end > len(buf):
         raise _Short
-    return bytes(buf[pos + 4:end]).decode("utf-8"), end
+    return bytes(buf[pos + 4 : end]).decode("utf-8"), end
 
 
 def _map(buf: memoryview, pos: int) -> tuple[dict[str, str], int]:
@@ -165,7 +165,7 @@ class DriveReader:
         name, pos = _string(buf, pos + 2)
         enc, pos = _string(buf, pos)
         (n,) = _U32.unpack_from(buf, pos)
-        self.schemas[sid] = (name, enc, bytes(buf[pos + 4:pos + 4 + n]))
+        self.schemas[sid] = (name, enc, bytes(buf[pos + 4 : pos + 4 + n]))
 
     def _channel(self, buf: memoryview, pos: int) -> None:
         cid, sid = struct.unpack_from("<HH", buf, pos)
@@ -173,7 +173,9 @@ class DriveReader:
         enc, pos = _string(buf, pos)
         meta, pos = _map(buf, pos)
         sname, senc, _ = self.schemas.get(sid, ("", "", b""))
-        self.channels[cid] = Channel(cid, sid, topic, enc, meta, sname, senc, channel_bus_type(meta, sname, enc))
+        self.channels[cid] = Channel(
+            cid, sid, topic, enc, meta, sname, senc, channel_bus_type(meta, sname, enc)
+        )
 
     def _records(self, buf: memoryview, start: int, end: int, in_chunk: bool) -> Iterator[RawMessage]:
         """Schema, channel and message records in ``buf[start:end]``; stops at a cut."""
@@ -188,7 +190,7 @@ class DriveReader:
                 raise _Short
             if op == OP_MESSAGE:
                 cid, seq, lt, pt = _MSG.unpack_from(buf, body)
-                data = bytes(buf[body + _MSG.size:nxt])
+                data = bytes(buf[body + _MSG.size : nxt])
                 self.stats.messages += 1
                 self.stats.bytes += len(data)
                 yield RawMessage(cid, seq, lt, pt, data)
@@ -217,7 +219,7 @@ class DriveReader:
         _, _, usize, crc = _CHUNK.unpack_from(buf, body)
         comp, p = _string(buf, body + _CHUNK.size)
         (rlen,) = _U64.unpack_from(buf, p)
-        data = buf[p + 8:p + 8 + rlen]
+        data = buf[p + 8 : p + 8 + rlen]
         raw = self._decompress(comp, data, usize, partial=False)
         if self.validate_crcs and crc and zlib.crc32(raw) != crc:
             self._warn(f"chunk at offset {body - 9}: CRC mismatch, chunk skipped")
@@ -248,7 +250,7 @@ class DriveReader:
         try:
             _, _, usize, _ = _CHUNK.unpack_from(buf, body)
             comp, p = _string(buf, body + _CHUNK.size)
-            data = buf[p + 8:]
+            data = buf[p + 8 :]
             raw = self._decompress(comp, data, usize, partial=True)
         except (struct.error, _Short, zstandard.ZstdError, RecordingError, UnicodeDecodeError):
             return
@@ -287,7 +289,9 @@ class DriveReader:
         finally:
             del buf
 
-    def messages(self, kinds: set[MessageType] | None = None) -> Iterator[tuple[Channel, RawMessage, Message]]:
+    def messages(
+        self, kinds: set[MessageType] | None = None
+    ) -> Iterator[tuple[Channel, RawMessage, Message]]:
         """(channel, raw record, bus message) for every message of a known bus type."""
         skipped: set[int] = set()
         for raw in self.raw_messages():

@@ -25,14 +25,28 @@ class RecordStats:
     by_type: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {"messages": self.messages, "bytes": self.bytes, "dropped": self.dropped,
-                "decode_errors": self.decode_errors, "wall_s": round(self.wall_s, 3), "by_type": dict(self.by_type)}
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "dropped": self.dropped,
+            "decode_errors": self.decode_errors,
+            "wall_s": round(self.wall_s, 3),
+            "by_type": dict(self.by_type),
+        }
 
 
-def record(endpoint: str, out: str | Path, duration: float | None = None,
-           kinds: Iterable[MessageType] | None = None, should_stop: Callable[[], bool] | None = None,
-           max_messages: int | None = None, bind: bool = False, flush_interval_s: float = 1.0,
-           on_ready: Callable[[], None] | None = None, context: object | None = None) -> RecordStats:
+def record(
+    endpoint: str,
+    out: str | Path,
+    duration: float | None = None,
+    kinds: Iterable[MessageType] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_messages: int | None = None,
+    bind: bool = False,
+    flush_interval_s: float = 1.0,
+    on_ready: Callable[[], None] | None = None,
+    context: object | None = None,
+) -> RecordStats:
     """Subscribe to the bus at ``endpoint`` and write every message to ``out`` until
     ``duration`` seconds pass, ``max_messages`` were written or ``should_stop()`` is true.
 
@@ -45,8 +59,10 @@ def record(endpoint: str, out: str | Path, duration: float | None = None,
     t0 = time.monotonic()
     deadline = None if duration is None else t0 + duration
     kwargs = {} if context is None else {"context": context}
-    with Subscriber(endpoint, kinds, bind=bind, **kwargs) as sub, \
-            DriveWriter(out, flush_interval_s=flush_interval_s) as writer:  # type: ignore[arg-type]
+    with (
+        Subscriber(endpoint, kinds, bind=bind, **kwargs) as sub,
+        DriveWriter(out, flush_interval_s=flush_interval_s) as writer,
+    ):  # type: ignore[arg-type]
         if on_ready is not None:
             on_ready()
         while True:

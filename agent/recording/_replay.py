@@ -35,10 +35,17 @@ class ReplayStats:
         return self.drive_s / self.wall_s if self.wall_s > 0 else float("inf")
 
     def as_dict(self) -> dict[str, object]:
-        return {"messages": self.messages, "bytes": self.bytes, "published_failed": self.published_failed,
-                "wall_s": round(self.wall_s, 6), "drive_s": round(self.drive_s, 6),
-                "realtime_factor": round(self.realtime_factor, 3) if self.wall_s > 0 else None,
-                "truncated": self.truncated, "warnings": list(self.warnings), "by_type": dict(self.by_type)}
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "published_failed": self.published_failed,
+            "wall_s": round(self.wall_s, 6),
+            "drive_s": round(self.drive_s, 6),
+            "realtime_factor": round(self.realtime_factor, 3) if self.wall_s > 0 else None,
+            "truncated": self.truncated,
+            "warnings": list(self.warnings),
+            "by_type": dict(self.by_type),
+        }
 
 
 def parse_speed(text: str | float | None) -> float | None:
@@ -54,8 +61,13 @@ def parse_speed(text: str | float | None) -> float | None:
     return speed
 
 
-def replay(path: str | Path, publisher: MessageSink | Callable[[Message], object], speed: float | str | None = 1.0,
-           kinds: set[MessageType] | None = None, should_stop: Callable[[], bool] | None = None) -> ReplayStats:
+def replay(
+    path: str | Path,
+    publisher: MessageSink | Callable[[Message], object],
+    speed: float | str | None = 1.0,
+    kinds: set[MessageType] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ReplayStats:
     """Publish every message of the recording ``path`` in recorded order.
 
     ``speed`` 1.0 keeps the recorded timing (log time), 2.0 twice as fast, ``None`` or

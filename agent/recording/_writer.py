@@ -23,14 +23,23 @@ class DriveWriter:
     file (summary, indexes). ``flush_interval_s`` bounds how much a power cut can lose:
     the open chunk is closed and written out at least that often."""
 
-    def __init__(self, path: str | Path | IO[bytes], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 compression: str = "zstd", metadata: dict[str, dict[str, str]] | None = None,
-                 flush_interval_s: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | IO[bytes],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        compression: str = "zstd",
+        metadata: dict[str, dict[str, str]] | None = None,
+        flush_interval_s: float | None = None,
+    ) -> None:
         self.path = path
         self.chunk_size = chunk_size
         try:
-            self.compression = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4,
-                                "none": CompressionType.NONE}[compression]
+            self.compression = {
+                "zstd": CompressionType.ZSTD,
+                "lz4": CompressionType.LZ4,
+                "none": CompressionType.NONE,
+            }[compression]
         except KeyError:
             raise RecordingError(f"unknown compression {compression!r} (zstd, lz4 or none)") from None
         self.metadata = dict(metadata or {})
@@ -124,8 +133,13 @@ class DriveWriter:
         seq = self._seq.get(cid, 0) + 1
         self._seq[cid] = seq
         log_time = max(0, msg.utc_ns)
-        w.add_message(channel_id=cid, log_time=log_time, data=data,
-                      publish_time=log_time if publish_time_ns is None else publish_time_ns, sequence=seq)
+        w.add_message(
+            channel_id=cid,
+            log_time=log_time,
+            data=data,
+            publish_time=log_time if publish_time_ns is None else publish_time_ns,
+            sequence=seq,
+        )
         self.messages += 1
         self.bytes += len(data)
         self.counts[msg.TYPE.name] = self.counts.get(msg.TYPE.name, 0) + 1

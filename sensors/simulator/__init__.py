@@ -25,16 +25,23 @@ from sensors.simulator._trajectory import MUNICH_ORIGIN, Trajectory, enu_to_geod
 from sensors.simulator._velodyne import encode_data_packets, encode_position_packet
 
 
-def simulate_messages(duration: float = 20.0, lidar: str = "vlp16", seed: int = 0, camera: bool = True,
-                      **options: Any) -> Iterator[Any]:
+def simulate_messages(
+    duration: float = 20.0, lidar: str = "vlp16", seed: int = 0, camera: bool = True, **options: Any
+) -> Iterator[Any]:
     """The simulated drive as bus messages in time order (needs the ``agent`` package)."""
     from sensors.simulator._bus import bus_messages
 
     return bus_messages(DriveSimulation(duration=duration, lidar=lidar, seed=seed, camera=camera, **options))
 
 
-def simulate_drive(out: str | Path, duration: float = 20.0, lidar: str = "vlp16", seed: int = 0,
-                   camera: bool = True, **options: Any) -> Path:
+def simulate_drive(
+    out: str | Path,
+    duration: float = 20.0,
+    lidar: str = "vlp16",
+    seed: int = 0,
+    camera: bool = True,
+    **options: Any,
+) -> Path:
     """Simulate a drive and write it to the drive MCAP ``out``; returns the path."""
     from agent.recording import DriveWriter
     from sensors.simulator._bus import bus_messages

@@ -24,17 +24,36 @@ def to_message(sim: DriveSimulation, ev: SimEvent):  # type: ignore[no-untyped-d
         return NmeaSentence(source=GNSS_SOURCE, text=p, **head)
     if ev.kind == "fix":
         f: Fix = p
-        return GnssFix(source=GNSS_SOURCE, lat_deg=f.lat, lon_deg=f.lon, alt_m=f.alt_msl,
-                       fix_type=FixType(f.fix_quality), hdop=f.hdop, num_sats=f.sats, speed_mps=f.speed_mps,
-                       course_deg=f.course_deg, geoid_sep_m=f.geoid_sep, fix_utc_ns=int(round(f.epoch * 1e9)),
-                       h_std_m=0.02, v_std_m=0.03, **head)
+        return GnssFix(
+            source=GNSS_SOURCE,
+            lat_deg=f.lat,
+            lon_deg=f.lon,
+            alt_m=f.alt_msl,
+            fix_type=FixType(f.fix_quality),
+            hdop=f.hdop,
+            num_sats=f.sats,
+            speed_mps=f.speed_mps,
+            course_deg=f.course_deg,
+            geoid_sep_m=f.geoid_sep,
+            fix_utc_ns=int(round(f.epoch * 1e9)),
+            h_std_m=0.02,
+            v_std_m=0.03,
+            **head,
+        )
     if ev.kind == "imu":
         s: Imu = p
         return ImuSample(source=IMU_SOURCE, gyro=s.gyro, accel=s.accel, temperature_c=35.0, **head)
     if ev.kind == "camera":
         c: Frame = p
-        return CameraFrame(source=c.camera_id, camera_id=c.camera_id, width=c.width, height=c.height,
-                           jpeg=c.jpeg, frame_index=c.index, **head)
+        return CameraFrame(
+            source=c.camera_id,
+            camera_id=c.camera_id,
+            width=c.width,
+            height=c.height,
+            jpeg=c.jpeg,
+            frame_index=c.index,
+            **head,
+        )
     raise ValueError(f"unknown simulated event kind {ev.kind!r}")  # pragma: no cover
 
 
@@ -42,5 +61,3 @@ def bus_messages(sim: DriveSimulation) -> Iterator:  # type: ignore[type-arg]
     """Every output of ``sim`` as a bus message, in time order."""
     for ev in sim.events():
         yield to_message(sim, ev)
-
-

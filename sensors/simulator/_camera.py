@@ -19,8 +19,16 @@ _LIGHT = np.array([0.4, -0.5, 0.77])
 class CameraRenderer:
     """Renders ``width`` x ``height`` frames with focal length ``focal_px`` (pixels)."""
 
-    def __init__(self, scene: Scene, width: int = 640, height: int = 360, focal_px: float = 420.0,
-                 mount: tuple[float, float, float] = (1.0, 0.0, 1.5), seed: int = 0, quality: int = 85) -> None:
+    def __init__(
+        self,
+        scene: Scene,
+        width: int = 640,
+        height: int = 360,
+        focal_px: float = 420.0,
+        mount: tuple[float, float, float] = (1.0, 0.0, 1.5),
+        seed: int = 0,
+        quality: int = 85,
+    ) -> None:
         self.scene = scene
         self.width = width
         self.height = height
@@ -36,8 +44,16 @@ class CameraRenderer:
                 self.box_color[i] = rng.uniform(30, 230, size=3)
         self._sky = self._background()
         b = scene.boxes
-        corners = np.stack([np.stack([b[:, 0 + 3 * (k & 1)], b[:, 1 + 3 * ((k >> 1) & 1)], b[:, 2 + 3 * ((k >> 2) & 1)]],
-                                     axis=-1) for k in range(8)], axis=1)  # (M, 8, 3)
+        corners = np.stack(
+            [
+                np.stack(
+                    [b[:, 0 + 3 * (k & 1)], b[:, 1 + 3 * ((k >> 1) & 1)], b[:, 2 + 3 * ((k >> 2) & 1)]],
+                    axis=-1,
+                )
+                for k in range(8)
+            ],
+            axis=1,
+        )  # (M, 8, 3)
         self._faces = corners[:, np.array(_FACES)]  # (M, 5, 4, 3)
         self._shade = 0.55 + 0.45 * np.maximum(0.0, _NORMALS @ _LIGHT)
 
@@ -93,7 +109,9 @@ class CameraRenderer:
         polys.sort(key=lambda p: -p[0])
         cx, cy = self.width / 2.0, self.height / 2.0
         for _, poly, color in polys:
-            uv = np.stack([self.f * poly[:, 0] / poly[:, 2] + cx, self.f * poly[:, 1] / poly[:, 2] + cy], axis=1)
+            uv = np.stack(
+                [self.f * poly[:, 0] / poly[:, 2] + cx, self.f * poly[:, 1] / poly[:, 2] + cy], axis=1
+            )
             uv = np.clip(uv, -10000, 10000)
             cv2.fillPoly(img, [np.round(uv * 16).astype(np.int32)], color, lineType=cv2.LINE_AA, shift=4)
         return img

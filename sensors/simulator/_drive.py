@@ -103,17 +103,26 @@ class DriveSimulation:
         if not (self.duration > 0 and math.isfinite(self.duration)):
             from sensors.errors import SensorError
 
-            raise SensorError(f"simulation duration must be a positive number of seconds, not {self.duration}")
+            raise SensorError(
+                f"simulation duration must be a positive number of seconds, not {self.duration}"
+            )
         self.model = get_model(self.lidar)
         self.trajectory = Trajectory()
         s_end = float(self.trajectory.arc_length(np.array([self.duration]))[0][0])
         street2 = max(0.0, s_end - self.trajectory.straight - self.trajectory.arc) + self.model.max_range_m
         self.scene = make_street_scene(self.seed, self.trajectory.corner_x, street2)
         rng = np.random.default_rng(self.seed)
-        self.sensor = SimulatedLidar(self.model, self.scene, self.trajectory, self.start_utc, rpm=self.rpm,
-                                     mount_height=LIDAR_MOUNT_HEIGHT,
-                                     start_azimuth_deg=float(rng.uniform(0, 360)),
-                                     noise_m=self.lidar_noise_m, seed=self.seed)
+        self.sensor = SimulatedLidar(
+            self.model,
+            self.scene,
+            self.trajectory,
+            self.start_utc,
+            rpm=self.rpm,
+            mount_height=LIDAR_MOUNT_HEIGHT,
+            start_azimuth_deg=float(rng.uniform(0, 360)),
+            noise_m=self.lidar_noise_m,
+            seed=self.seed,
+        )
 
     # ---- ground truth ----------------------------------------------------------------------
 
@@ -126,15 +135,23 @@ class DriveSimulation:
         origin, yaw = self.lidar_pose(utc)
         c, s = np.cos(yaw), np.sin(yaw)
         x, y, z = (np.asarray(xyz[:, k], dtype=np.float64) for k in range(3))
-        return np.stack([origin[:, 0] + x * c - y * s, origin[:, 1] + x * s + y * c, origin[:, 2] + z], axis=1)
+        return np.stack(
+            [origin[:, 0] + x * c - y * s, origin[:, 1] + x * s + y * c, origin[:, 2] + z], axis=1
+        )
 
     def fix_at(self, epoch: float) -> Fix:
         p = self.trajectory.poses(np.array([epoch - self.start_utc]))
         lat, lon, h = enu_to_geodetic(p.x, p.y, np.array([GNSS_ANTENNA_HEIGHT]), self.origin)
         course = (90.0 - math.degrees(float(p.yaw[0]))) % 360.0  # from north, clockwise
-        return Fix(epoch=epoch, lat=float(lat[0]), lon=float(lon[0]),
-                   alt_msl=float(h[0]) - MUNICH_GEOID_SEPARATION, geoid_sep=MUNICH_GEOID_SEPARATION,
-                   speed_mps=float(p.speed[0]), course_deg=course)
+        return Fix(
+            epoch=epoch,
+            lat=float(lat[0]),
+            lon=float(lon[0]),
+            alt_msl=float(h[0]) - MUNICH_GEOID_SEPARATION,
+            geoid_sep=MUNICH_GEOID_SEPARATION,
+            speed_mps=float(p.speed[0]),
+            course_deg=course,
+        )
 
     def metadata(self) -> dict[str, str]:
         """Facts about the drive for the recording's metadata (all values strings)."""
@@ -173,8 +190,11 @@ class DriveSimulation:
             epoch = self.start_utc + k / self.gnss_hz
             f = self.fix_at(epoch)
             t = epoch + GNSS_LATENCY_S
-            yield SimEvent(t, "nmea", _nmea.gga(epoch, f.lat, f.lon, f.alt_msl, f.geoid_sep, f.fix_quality,
-                                                f.sats, f.hdop))
+            yield SimEvent(
+                t,
+                "nmea",
+                _nmea.gga(epoch, f.lat, f.lon, f.alt_msl, f.geoid_sep, f.fix_quality, f.sats, f.hdop),
+            )
             yield SimEvent(t + 1e-4, "nmea", _nmea.rmc(epoch, f.lat, f.lon, f.speed_mps, f.course_deg))
             yield SimEvent(t + 2e-4, "fix", f)
 
@@ -183,8 +203,11 @@ class DriveSimulation:
         t_rel = np.arange(n) / self.imu_hz
         acc, gyr = self.trajectory.imu(t_rel)
         for k in range(n):
-            yield SimEvent(self.start_utc + float(t_rel[k]), "imu",
-                           Imu(gyro=tuple(float(v) for v in gyr[k]), accel=tuple(float(v) for v in acc[k])))
+            yield SimEvent(
+                self.start_utc + float(t_rel[k]),
+                "imu",
+                Imu(gyro=tuple(float(v) for v in gyr[k]), accel=tuple(float(v) for v in acc[k])),
+            )
 
     def _camera_events(self) -> Iterator[SimEvent]:
         from sensors.simulator._camera import CameraRenderer

@@ -44,23 +44,37 @@ def _hms(t: float) -> str:
     return f"{dt:%H%M%S}.{dt.microsecond // 10000:02d}"
 
 
-def gga(t: float, lat: float, lon: float, alt_msl: float, geoid_sep: float, quality: int = 4,
-        sats: int = 14, hdop: float = 0.7, talker: str = "GN") -> str:
+def gga(
+    t: float,
+    lat: float,
+    lon: float,
+    alt_msl: float,
+    geoid_sep: float,
+    quality: int = 4,
+    sats: int = 14,
+    hdop: float = 0.7,
+    talker: str = "GN",
+) -> str:
     """A GGA sentence (fix data) at UTC ``t`` (seconds since the epoch)."""
     la, ns = _lat(lat)
     lo, ew = _lon(lon)
-    body = (f"{talker}GGA,{_hms(t)},{la},{ns},{lo},{ew},{quality},{sats:02d},{hdop:.1f},"
-            f"{alt_msl:.3f},M,{geoid_sep:.1f},M,,")
+    body = (
+        f"{talker}GGA,{_hms(t)},{la},{ns},{lo},{ew},{quality},{sats:02d},{hdop:.1f},"
+        f"{alt_msl:.3f},M,{geoid_sep:.1f},M,,"
+    )
     return sentence(body)
 
 
-def rmc(t: float, lat: float, lon: float, speed_mps: float, course_deg: float, talker: str = "GN",
-        mode: str = "D") -> str:
+def rmc(
+    t: float, lat: float, lon: float, speed_mps: float, course_deg: float, talker: str = "GN", mode: str = "D"
+) -> str:
     """An RMC sentence (recommended minimum) at UTC ``t`` with speed and true course."""
     la, ns = _lat(lat)
     lo, ew = _lon(lon)
     dt = datetime.fromtimestamp(round(t, 2), tz=timezone.utc)
     course = math.fmod(course_deg + 360.0, 360.0)
-    body = (f"{talker}RMC,{_hms(t)},A,{la},{ns},{lo},{ew},{speed_mps * KNOTS_PER_MPS:.3f},"
-            f"{course:.2f},{dt:%d%m%y},,,{mode}")
+    body = (
+        f"{talker}RMC,{_hms(t)},A,{la},{ns},{lo},{ew},{speed_mps * KNOTS_PER_MPS:.3f},"
+        f"{course:.2f},{dt:%d%m%y},,,{mode}"
+    )
     return sentence(body)

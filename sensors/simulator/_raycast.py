@@ -68,7 +68,9 @@ def _ray_cylinder(ox, oy, oz, dx, dy, dz, c):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def cast_rays(origins, dirs, boxes, box_refl, cyls, cyl_refl, ground_refl, min_range, max_range):  # pragma: no cover
+def cast_rays(
+    origins, dirs, boxes, box_refl, cyls, cyl_refl, ground_refl, min_range, max_range
+):  # pragma: no cover
     """Range (m, 0 = no return) and reflectivity of the first surface along each ray.
 
     ``origins`` and ``dirs`` are ``(N, 3)``; ``dirs`` unit vectors."""
@@ -109,7 +111,9 @@ def _azimuth_bins(origins, boxes, cyls):  # pragma: no cover - compiled
     otherwise cylinder j - len(boxes)."""
     cx = 0.5 * (origins[:, 0].min() + origins[:, 0].max())
     cy = 0.5 * (origins[:, 1].min() + origins[:, 1].max())
-    spread = 0.5 * np.hypot(origins[:, 0].max() - origins[:, 0].min(), origins[:, 1].max() - origins[:, 1].min())
+    spread = 0.5 * np.hypot(
+        origins[:, 0].max() - origins[:, 0].min(), origins[:, 1].max() - origins[:, 1].min()
+    )
     nb = boxes.shape[0]
     n = nb + cyls.shape[0]
     lo_bin = np.empty(n, np.int64)
@@ -163,7 +167,9 @@ def _azimuth_bins(origins, boxes, cyls):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def cast_rays_binned(origins, dirs, boxes, box_refl, cyls, cyl_refl, ground_refl, min_range, max_range):  # pragma: no cover
+def cast_rays_binned(
+    origins, dirs, boxes, box_refl, cyls, cyl_refl, ground_refl, min_range, max_range
+):  # pragma: no cover
     """Same result as :func:`cast_rays`, testing each ray only against the objects in its
     azimuth bin (rays of one short stretch of drive share nearby origins)."""
     n = origins.shape[0]

@@ -37,11 +37,17 @@ class Scene:
         c = self.cylinders
         return dx * dx + dy * dy <= radius * radius, np.hypot(c[:, 0] - x, c[:, 1] - y) <= radius + c[:, 2]
 
-    def near(self, x: float, y: float, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def near(
+        self, x: float, y: float, radius: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Boxes, their reflectivity, cylinders, theirs: those within ``radius`` of (x, y)."""
         keep_b, keep_c = self.near_mask(x, y, radius)
-        return (np.ascontiguousarray(self.boxes[keep_b]), self.box_reflectivity[keep_b],
-                np.ascontiguousarray(self.cylinders[keep_c]), self.cylinder_reflectivity[keep_c])
+        return (
+            np.ascontiguousarray(self.boxes[keep_b]),
+            self.box_reflectivity[keep_b],
+            np.ascontiguousarray(self.cylinders[keep_c]),
+            self.cylinder_reflectivity[keep_c],
+        )
 
     def distance_to_surface(self, points: np.ndarray, ground: bool = True) -> np.ndarray:
         """Distance (m) of each world point ``(N, 3)`` to the nearest scene surface (the
@@ -49,7 +55,9 @@ class Scene:
         from sensors.simulator._raycast import surface_distance
 
         pts = np.ascontiguousarray(points, dtype=np.float64)
-        return surface_distance(pts, np.ascontiguousarray(self.boxes), np.ascontiguousarray(self.cylinders), ground)
+        return surface_distance(
+            pts, np.ascontiguousarray(self.boxes), np.ascontiguousarray(self.cylinders), ground
+        )
 
 
 class _Builder:
@@ -61,7 +69,9 @@ class _Builder:
         self.cyl: list[tuple[float, ...]] = []
         self.cyl_refl: list[int] = []
 
-    def box(self, x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, refl: int, kind: str) -> None:
+    def box(
+        self, x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, refl: int, kind: str
+    ) -> None:
         self.boxes.append((min(x0, x1), min(y0, y1), z0, max(x0, x1), max(y0, y1), z1))
         self.refl.append(refl)
         self.kind.append(kind)
@@ -107,8 +117,14 @@ class _Builder:
                 refl = int(r.integers(20, 120))
                 body = (u, c - width / 2, 0.25, u + length, c + width / 2, float(r.uniform(0.9, 1.0)))
                 cab_in = float(r.uniform(0.8, 1.2))
-                cabin = (u + cab_in, c - width / 2 + 0.1, body[5], u + length - 0.6, c + width / 2 - 0.1,
-                         float(r.uniform(1.4, 1.55)))
+                cabin = (
+                    u + cab_in,
+                    c - width / 2 + 0.1,
+                    body[5],
+                    u + length - 0.6,
+                    c + width / 2 - 0.1,
+                    float(r.uniform(1.4, 1.55)),
+                )
                 for b in (body, cabin):
                     if along == "x":
                         self.box(b[0], b[1], b[2], b[3], b[4], b[5], refl, "car")

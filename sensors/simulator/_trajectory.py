@@ -27,8 +27,14 @@ def geodetic_to_ecef(lat: np.ndarray, lon: np.ndarray, h: np.ndarray) -> np.ndar
     lat = np.radians(lat)
     lon = np.radians(lon)
     n = _A / np.sqrt(1 - _E2 * np.sin(lat) ** 2)
-    return np.stack([(n + h) * np.cos(lat) * np.cos(lon), (n + h) * np.cos(lat) * np.sin(lon),
-                     (n * (1 - _E2) + h) * np.sin(lat)], axis=-1)
+    return np.stack(
+        [
+            (n + h) * np.cos(lat) * np.cos(lon),
+            (n + h) * np.cos(lat) * np.sin(lon),
+            (n * (1 - _E2) + h) * np.sin(lat),
+        ],
+        axis=-1,
+    )
 
 
 def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,8 +52,9 @@ def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.degrees(lat), np.degrees(lon), h
 
 
-def enu_to_geodetic(e: np.ndarray, n: np.ndarray, u: np.ndarray,
-                    origin: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def enu_to_geodetic(
+    e: np.ndarray, n: np.ndarray, u: np.ndarray, origin: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local east/north/up (m) around ``origin`` (lat, lon, h) to WGS84 lat, lon, h."""
     lat0, lon0, h0 = origin
     o = geodetic_to_ecef(np.asarray(lat0), np.asarray(lon0), np.asarray(h0))
@@ -75,8 +82,14 @@ class Poses:
 class Trajectory:
     """Speed profile (piecewise constant acceleration) along the L-shaped path."""
 
-    def __init__(self, cruise: float = 10.0, turn_speed: float = 5.0, turn_radius: float = 15.0,
-                 straight: float = 100.0, decel: float = 2.0) -> None:
+    def __init__(
+        self,
+        cruise: float = 10.0,
+        turn_speed: float = 5.0,
+        turn_radius: float = 15.0,
+        straight: float = 100.0,
+        decel: float = 2.0,
+    ) -> None:
         self.cruise = cruise
         self.turn_speed = turn_speed
         self.radius = turn_radius
@@ -89,13 +102,15 @@ class Trajectory:
         t3 = t2 + self.arc / turn_speed
         t4 = t3 + t_brake
         # (t start, s start, v start, acceleration)
-        self._seg = np.array([
-            [0.0, 0.0, cruise, 0.0],
-            [t1, straight - s_brake, cruise, -decel],
-            [t2, straight, turn_speed, 0.0],
-            [t3, straight + self.arc, turn_speed, decel],
-            [t4, straight + self.arc + s_brake, cruise, 0.0],
-        ])
+        self._seg = np.array(
+            [
+                [0.0, 0.0, cruise, 0.0],
+                [t1, straight - s_brake, cruise, -decel],
+                [t2, straight, turn_speed, 0.0],
+                [t3, straight + self.arc, turn_speed, decel],
+                [t4, straight + self.arc + s_brake, cruise, 0.0],
+            ]
+        )
         self.turn_times = (t2, t3)
 
     @property
@@ -123,9 +138,14 @@ class Trajectory:
         x = np.where(after, L + R, x)
         yaw = theta
         yaw_rate = np.where(on_arc, v / R, 0.0)
-        return Poses(x=np.asarray(x, float), y=np.asarray(y, float), yaw=np.asarray(yaw, float),
-                     speed=np.asarray(v, float), yaw_rate=np.asarray(yaw_rate, float),
-                     accel=np.broadcast_to(np.asarray(a, float), np.shape(x)).copy())
+        return Poses(
+            x=np.asarray(x, float),
+            y=np.asarray(y, float),
+            yaw=np.asarray(yaw, float),
+            speed=np.asarray(v, float),
+            yaw_rate=np.asarray(yaw_rate, float),
+            accel=np.broadcast_to(np.asarray(a, float), np.shape(x)).copy(),
+        )
 
     def imu(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Body-frame (x forward, y left, z up) specific force (m/s^2) and angular rate (rad/s)."""

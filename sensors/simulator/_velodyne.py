@@ -31,13 +31,25 @@ from sensors.simulator._trajectory import Trajectory
 
 RECORD_DTYPE = np.dtype([("distance", "<u2"), ("reflectivity", "u1")])
 BLOCK_DTYPE = np.dtype([("flag", "<u2"), ("azimuth", "<u2"), ("records", RECORD_DTYPE, (RECORDS_PER_BLOCK,))])
-PACKET_DTYPE = np.dtype([("blocks", BLOCK_DTYPE, (BLOCKS_PER_PACKET,)), ("timestamp", "<u4"),
-                         ("return_mode", "u1"), ("product_id", "u1")])
+PACKET_DTYPE = np.dtype(
+    [
+        ("blocks", BLOCK_DTYPE, (BLOCKS_PER_PACKET,)),
+        ("timestamp", "<u4"),
+        ("return_mode", "u1"),
+        ("product_id", "u1"),
+    ]
+)
 assert PACKET_DTYPE.itemsize == DATA_PACKET_SIZE
 
 
-def encode_data_packets(azimuth_cdeg: np.ndarray, distance: np.ndarray, reflectivity: np.ndarray,
-                        toh_us: np.ndarray, product_id: int, return_mode: int = RETURN_STRONGEST) -> list[bytes]:
+def encode_data_packets(
+    azimuth_cdeg: np.ndarray,
+    distance: np.ndarray,
+    reflectivity: np.ndarray,
+    toh_us: np.ndarray,
+    product_id: int,
+    return_mode: int = RETURN_STRONGEST,
+) -> list[bytes]:
     """Packets from per-packet arrays: ``azimuth_cdeg`` (P, 12), ``distance`` in the
     model's units and ``reflectivity`` (P, 12, 32), ``toh_us`` (P,)."""
     n = len(toh_us)
@@ -50,7 +62,7 @@ def encode_data_packets(azimuth_cdeg: np.ndarray, distance: np.ndarray, reflecti
     arr["return_mode"] = return_mode
     arr["product_id"] = product_id
     raw = arr.tobytes()
-    return [raw[i * DATA_PACKET_SIZE:(i + 1) * DATA_PACKET_SIZE] for i in range(n)]
+    return [raw[i * DATA_PACKET_SIZE : (i + 1) * DATA_PACKET_SIZE] for i in range(n)]
 
 
 def encode_position_packet(toh_us: int, nmea: str, pps_locked: bool = True) -> bytes:
@@ -59,7 +71,7 @@ def encode_position_packet(toh_us: int, nmea: str, pps_locked: bool = True) -> b
     buf[198:202] = int(toh_us).to_bytes(4, "little")
     buf[202] = 2 if pps_locked else 0
     text = nmea.encode("ascii")[: POSITION_PACKET_SIZE - 206 - 2] + b"\r\n"
-    buf[206:206 + len(text)] = text
+    buf[206 : 206 + len(text)] = text
     return bytes(buf)
 
 
@@ -77,9 +89,19 @@ class SimulatedLidar:
     time, a little after the packet's last firing, as a capture would show it.
     """
 
-    def __init__(self, model: LidarModel, scene: Scene, trajectory: Trajectory, t0: float,
-                 rpm: float = 600.0, mount_height: float = 1.9, start_azimuth_deg: float = 0.0,
-                 position_every: int = 10, noise_m: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: LidarModel,
+        scene: Scene,
+        trajectory: Trajectory,
+        t0: float,
+        rpm: float = 600.0,
+        mount_height: float = 1.9,
+        start_azimuth_deg: float = 0.0,
+        position_every: int = 10,
+        noise_m: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.model = model
         self.scene = scene
         self.trajectory = trajectory
@@ -114,7 +136,7 @@ class SimulatedLidar:
         n = p1 - p0
         if n <= 0:
             return
-        t_pkt = (np.arange(p0, p1, dtype=np.float64) * self.packet_s)  # relative
+        t_pkt = np.arange(p0, p1, dtype=np.float64) * self.packet_s  # relative
         t_blk = t_pkt[:, None] + np.arange(BLOCKS_PER_PACKET)[None, :] * self.block_s  # (P, 12)
         t_fire = t_blk[:, :, None] + self._offs[None, None, :]  # (P, 12, 32)
         az_blk = self.azimuth_deg(t_blk)
@@ -132,8 +154,17 @@ class SimulatedLidar:
         origin[:, 2] += np.broadcast_to(self._zoff[None, None, :], t_fire.shape).reshape(-1)
         mid = origin[len(origin) // 2]
         boxes, brefl, cyls, crefl = self.scene.near(float(mid[0]), float(mid[1]), m.max_range_m + 20.0)
-        dist, refl = cast_rays_binned(np.ascontiguousarray(origin), np.ascontiguousarray(dirs), boxes, brefl,
-                               cyls, crefl, self.scene.ground_reflectivity, m.min_range_m, m.max_range_m)
+        dist, refl = cast_rays_binned(
+            np.ascontiguousarray(origin),
+            np.ascontiguousarray(dirs),
+            boxes,
+            brefl,
+            cyls,
+            crefl,
+            self.scene.ground_reflectivity,
+            m.min_range_m,
+            m.max_range_m,
+        )
         if self.noise_m > 0:
             hit = dist > 0
             dist[hit] += self.rng.normal(0.0, self.noise_m, int(hit.sum()))
@@ -150,6 +181,13 @@ class SimulatedLidar:
             recv = float(t_abs[i] + self.packet_s + 50e-6)
             yield Packet(recv, DATA_PORT, data)
             k = p0 + i
-            if rmc_at is not None and self.position_every and k % self.position_every == self.position_every - 1:
-                yield Packet(recv + 20e-6, POSITION_PORT,
-                             encode_position_packet(int(micros_past_hour(recv)), rmc_at(recv)))
+            if (
+                rmc_at is not None
+                and self.position_every
+                and k % self.position_every == self.position_every - 1
+            ):
+                yield Packet(
+                    recv + 20e-6,
+                    POSITION_PORT,
+                    encode_position_packet(int(micros_past_hour(recv)), rmc_at(recv)),
+                )

@@ -37,17 +37,42 @@ def _samples() -> list:
     head = lambda k: {"utc_ns": T0 + k * 1_000_000, "mono_ns": 5_000_000 + k}  # noqa: E731
     return [
         LidarPacket(source="lidar0", port=2368, data=bytes(range(256)) * 4 + b"\xff\xee", **head(0)),
-        NmeaSentence(source="gnss0", text="$GNGGA,100000.00,4809.0000,N,01134.8000,E,4,14,0.7,517.6,M,47.4,M,,*7A",
-                     **head(1)),
+        NmeaSentence(
+            source="gnss0",
+            text="$GNGGA,100000.00,4809.0000,N,01134.8000,E,4,14,0.7,517.6,M,47.4,M,,*7A",
+            **head(1),
+        ),
         NmeaSentence(source="gnss0", text="garbage \udcff line", **head(2)),
-        GnssFix(source="gnss0", lat_deg=48.15, lon_deg=11.58, alt_m=517.6, fix_type=FixType.RTK_FIXED, hdop=0.7,
-                num_sats=14, speed_mps=10.0, course_deg=90.0, geoid_sep_m=47.4, fix_utc_ns=T0,
-                h_std_m=0.02, v_std_m=0.03, **head(3)),
+        GnssFix(
+            source="gnss0",
+            lat_deg=48.15,
+            lon_deg=11.58,
+            alt_m=517.6,
+            fix_type=FixType.RTK_FIXED,
+            hdop=0.7,
+            num_sats=14,
+            speed_mps=10.0,
+            course_deg=90.0,
+            geoid_sep_m=47.4,
+            fix_utc_ns=T0,
+            h_std_m=0.02,
+            v_std_m=0.03,
+            **head(3),
+        ),
         GnssFix(source="gnss0", lat_deg=math.nan, lon_deg=math.nan, **head(4)),  # no fix: NaN, NO_TIME
-        ImuSample(source="imu0", gyro=(0.1, -0.2, 0.3), accel=(0.0, 1.5, 9.80665), temperature_c=35.5, **head(5)),
+        ImuSample(
+            source="imu0", gyro=(0.1, -0.2, 0.3), accel=(0.0, 1.5, 9.80665), temperature_c=35.5, **head(5)
+        ),
         ImuSample(source="imu0", gyro=(0.0, 0.0, 0.0), accel=(0.0, 0.0, 9.8), **head(6)),
-        CameraFrame(source="cam_front", camera_id="cam_front", width=640, height=360,
-                    jpeg=b"\xff\xd8\xff\xe0fake-jpeg\x00\x01\xff\xd9", frame_index=7, **head(7)),
+        CameraFrame(
+            source="cam_front",
+            camera_id="cam_front",
+            width=640,
+            height=360,
+            jpeg=b"\xff\xd8\xff\xe0fake-jpeg\x00\x01\xff\xd9",
+            frame_index=7,
+            **head(7),
+        ),
         PowerEvent(source="mcu", kind=PowerEventKind.IGNITION_ON, ignition=True, supply_v=12.6, **head(8)),
         PowerEvent(source="mcu", kind=PowerEventKind.VOLTAGE, ignition=True, **head(9)),
         TimeSync(source="mcu", mcu_tick=123456789, pps_utc_ns=T0, tick_hz=1e6, residual_ns=12.5, **head(10)),
@@ -84,8 +109,15 @@ def test_channels_are_what_foxglove_reads(tmp_path: Path) -> None:
         assert summary is not None and summary.statistics.message_count == len(msgs)
         assert all(c.compression == "zstd" for c in summary.chunk_indexes)
         for schema, channel, message in reader.iter_messages():
-            seen.setdefault(channel.topic, (schema.name if schema else None, schema.encoding if schema else None,
-                                            channel.message_encoding, message.data))
+            seen.setdefault(
+                channel.topic,
+                (
+                    schema.name if schema else None,
+                    schema.encoding if schema else None,
+                    channel.message_encoding,
+                    message.data,
+                ),
+            )
     name, enc, menc, data = seen["/gnss/gnss0/fix"]
     assert (name, enc, menc) == ("foxglove.LocationFix", "jsonschema", "json")
     doc = json.loads(data)
@@ -118,20 +150,37 @@ def test_simulated_drive_reads_back_as_the_simulator_made_it(sim_drive: Path) ->
     lidar = [s for s in info["sensors"] if s["type"] == "lidar"][0]
     assert lidar["model"] == "VLP-16" and lidar["return_mode"] == "strongest"
     assert info["duration_s"] == pytest.approx(2.0, abs=0.01) and not info["truncated"]
-    assert {c["bus_type"] for c in info["channels"]} == {"LIDAR_PACKET", "NMEA_SENTENCE", "GNSS_FIX", "IMU_SAMPLE",
-                                                        "CAMERA_FRAME"}
+    assert {c["bus_type"] for c in info["channels"]} == {
+        "LIDAR_PACKET",
+        "NMEA_SENTENCE",
+        "GNSS_FIX",
+        "IMU_SAMPLE",
+        "CAMERA_FRAME",
+    }
     assert info["metadata"]["drive"]["lidar_model"] == "VLP-16"
 
 
 # ---- files cut short ------------------------------------------------------------------------------
 
-def test_truncated_recording_reads_up_to_its_last_complete_message(sim_drive: Path, tmp_path: Path, caplog) -> None:
+
+def test_truncated_recording_reads_up_to_its_last_complete_message(
+    sim_drive: Path, tmp_path: Path, caplog
+) -> None:
     full = [m.encode() for m in iter_drive(sim_drive)]
     data = sim_drive.read_bytes()
     with DriveReader(sim_drive) as r:
         list(r.raw_messages())
         assert r.stats.complete and r.stats.chunks >= 2
-    offsets = [8, 20, 5000, len(data) // 3, len(data) // 2, 2 * len(data) // 3, len(data) - 5000, len(data) - 1]
+    offsets = [
+        8,
+        20,
+        5000,
+        len(data) // 3,
+        len(data) // 2,
+        2 * len(data) // 3,
+        len(data) - 5000,
+        len(data) - 1,
+    ]
     got_counts = []
     for off in offsets:
         cut = tmp_path / f"cut{off}.mcap"
@@ -190,7 +239,9 @@ def test_foreign_channels_are_skipped(tmp_path: Path, caplog) -> None:
         msg = _samples()[5]
         from agent.recording import SCHEMAS, encode_payload
 
-        sid2 = w.register_schema(*SCHEMAS[MessageType.IMU_SAMPLE][:1], "jsonschema", SCHEMAS[MessageType.IMU_SAMPLE][1])
+        sid2 = w.register_schema(
+            *SCHEMAS[MessageType.IMU_SAMPLE][:1], "jsonschema", SCHEMAS[MessageType.IMU_SAMPLE][1]
+        )
         cid2 = w.register_channel("/imu/x", "json", sid2)
         w.add_message(cid2, log_time=2, data=encode_payload(msg), publish_time=2)
         w.finish()
@@ -201,6 +252,7 @@ def test_foreign_channels_are_skipped(tmp_path: Path, caplog) -> None:
 
 
 # ---- replay and record on a real bus -----------------------------------------------------------
+
 
 def test_replay_keeps_recorded_timing(sim_drive: Path) -> None:
     slow = replay(sim_drive, lambda m: None, 4.0)
@@ -221,9 +273,13 @@ def test_record_then_replay_through_zeromq(tmp_path: Path) -> None:
     ready = threading.Event()
     result = {}
     with Publisher(endpoint, send_hwm=100_000) as pub:
-        th = threading.Thread(target=lambda: result.update(stats=__import__("agent.recording", fromlist=["record"])
-                                                           .record(endpoint, out, duration=20.0,
-                                                                   max_messages=len(sent), on_ready=ready.set)))
+        th = threading.Thread(
+            target=lambda: result.update(
+                stats=__import__("agent.recording", fromlist=["record"]).record(
+                    endpoint, out, duration=20.0, max_messages=len(sent), on_ready=ready.set
+                )
+            )
+        )
         th.start()
         assert ready.wait(10)
         pub.wait_for_subscriber(10)
@@ -256,6 +312,7 @@ def test_record_then_replay_through_zeromq(tmp_path: Path) -> None:
 
 # ---- import from real recordings --------------------------------------------------------------
 
+
 def _nmea_lines(path: Path) -> list[str]:
     out = []
     for raw in path.read_bytes().splitlines():
@@ -273,8 +330,9 @@ def test_import_then_replay_is_byte_identical(tmp_path: Path) -> None:
     nmea = fixture_file("gnss/munich_drive_2014.nmea")
     cams = fixture_file("camera/nuscenes")
     out = tmp_path / "imported.mcap"
-    stats = import_drive(out, lidar=str(pcap), gnss=str(nmea), camera=str(cams),
-                         offsets={"gnss": "align", "camera": "align"})
+    stats = import_drive(
+        out, lidar=str(pcap), gnss=str(nmea), camera=str(cams), offsets={"gnss": "align", "camera": "align"}
+    )
     with open_packet_source(pcap) as src:
         packets = list(src)
     assert stats.lidar_packets == len(packets) == 100

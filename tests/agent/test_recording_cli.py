@@ -28,8 +28,22 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_simulate_info_replay(tmp_path: Path, capsys) -> None:
     drive = tmp_path / "sim.mcap"
-    code, out, _ = run(["simulate", "--out", str(drive), "--duration", "1", "--lidar", "hdl32e", "--seed", "3",
-                        "--no-camera", "--json"], capsys)
+    code, out, _ = run(
+        [
+            "simulate",
+            "--out",
+            str(drive),
+            "--duration",
+            "1",
+            "--lidar",
+            "hdl32e",
+            "--seed",
+            "3",
+            "--no-camera",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["messages"]["LIDAR_PACKET"] > 1500 and "CAMERA_FRAME" not in doc["messages"]
@@ -40,7 +54,9 @@ def test_simulate_info_replay(tmp_path: Path, capsys) -> None:
     assert info["duration_s"] == pytest.approx(1.0, abs=0.01)
     code, out, _ = run(["info", str(drive)], capsys)
     assert code == 0 and "/lidar/lidar0/packets" in out and "HDL-32E" in out
-    code, out, _ = run(["replay", str(drive), "--speed", "max", "--bus", "inproc://cli-replay", "--json"], capsys)
+    code, out, _ = run(
+        ["replay", str(drive), "--speed", "max", "--bus", "inproc://cli-replay", "--json"], capsys
+    )
     assert code == 0
     assert json.loads(out)["messages"] == sum(doc["messages"].values())
 
@@ -48,10 +64,14 @@ def test_simulate_info_replay(tmp_path: Path, capsys) -> None:
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.mcap"
     bad.write_bytes(b"nope")
-    for argv in (["info", str(bad)], ["replay", str(bad)], ["replay", str(bad), "--speed", "slow"],
-                 ["import", "--out", str(tmp_path / "o.mcap")],
-                 ["import", "--gnss", str(bad), "--out", str(tmp_path / "o.mcap"), "--time-offset", "gnss=later"],
-                 ["simulate", "--out", str(tmp_path / "s.mcap"), "--duration", "0"]):
+    for argv in (
+        ["info", str(bad)],
+        ["replay", str(bad)],
+        ["replay", str(bad), "--speed", "slow"],
+        ["import", "--out", str(tmp_path / "o.mcap")],
+        ["import", "--gnss", str(bad), "--out", str(tmp_path / "o.mcap"), "--time-offset", "gnss=later"],
+        ["simulate", "--out", str(tmp_path / "s.mcap"), "--duration", "0"],
+    ):
         code, out, err = run(argv, capsys)
         assert code == 2, argv
         lines = err.strip().splitlines()
@@ -63,8 +83,23 @@ def test_import_command(tmp_path: Path, capsys) -> None:
     nmea = fixture_file("gnss/regensburg_drive_geko301_2010.nmea")
     video = fixture_file("camera/gopro/max-heromode.mp4")
     out = tmp_path / "imp.mcap"
-    code, text, err = run(["import", "--lidar", str(pcap), "--gnss", str(nmea), "--camera", str(video),
-                           "--out", str(out), "--time-offset", "gnss=align", "--json"], capsys)
+    code, text, err = run(
+        [
+            "import",
+            "--lidar",
+            str(pcap),
+            "--gnss",
+            str(nmea),
+            "--camera",
+            str(video),
+            "--out",
+            str(out),
+            "--time-offset",
+            "gnss=align",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(text)
     assert doc["lidar_packets"] >= 100 and doc["nmea_sentences"] > 700 and doc["camera_frames"] > 300
@@ -87,9 +122,25 @@ def test_record_command_records_a_live_bus(tmp_path: Path) -> None:
     msgs = list(simulate_messages(duration=0.2, seed=1, camera=False))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
     with Publisher(endpoint, send_hwm=100_000) as pub:
-        proc = subprocess.Popen([sys.executable, "-c", "from agent.cli import main; main()", "record", "--out",
-                                 str(out), "--bus", endpoint, "--duration", "4", "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from agent.cli import main; main()",
+                "record",
+                "--out",
+                str(out),
+                "--bus",
+                endpoint,
+                "--duration",
+                "4",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
         try:
             pub.wait_for_subscriber(20)
             for m in msgs:
@@ -120,12 +171,25 @@ def test_recorder_killed_mid_drive_leaves_a_readable_file(tmp_path: Path) -> Non
     endpoint = f"ipc://{tmp_path}/bus.sock"
     out = tmp_path / "cut.mcap"
     msgs = list(simulate_messages(duration=0.3, seed=4, camera=False))
-    first, second = msgs[: len(msgs) // 2], msgs[len(msgs) // 2:]
+    first, second = msgs[: len(msgs) // 2], msgs[len(msgs) // 2 :]
     env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
     with Publisher(endpoint, send_hwm=100_000) as pub:
-        proc = subprocess.Popen([sys.executable, "-c", "from agent.cli import main; main()", "record", "--out",
-                                 str(out), "--bus", endpoint], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from agent.cli import main; main()",
+                "record",
+                "--out",
+                str(out),
+                "--bus",
+                endpoint,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
         try:
             pub.wait_for_subscriber(20)
             for m in first:

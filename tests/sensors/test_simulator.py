@@ -27,6 +27,7 @@ def vlp16() -> DriveSimulation:
 
 # ---- packet format (read with the manual's layout, no decoder) --------------------------------
 
+
 @pytest.mark.parametrize("name", ["vlp16", "vlp32c", "hdl32e"])
 def test_data_packets_follow_the_velodyne_format(name: str) -> None:
     sim = DriveSimulation(duration=2.0, lidar=name, seed=2, camera=False)
@@ -41,7 +42,7 @@ def test_data_packets_follow_the_velodyne_format(name: str) -> None:
         az = []
         for b in range(12):
             flag, a = struct.unpack_from("<HH", d, b * 100)
-            assert flag == 0xEEFF and d[b * 100:b * 100 + 2] == b"\xff\xee"
+            assert flag == 0xEEFF and d[b * 100 : b * 100 + 2] == b"\xff\xee"
             assert 0 <= a < 36000
             az.append(a)
         # 600 rpm: the azimuth advances 360 deg * 10 Hz * block duration per block.
@@ -71,6 +72,7 @@ def test_position_packets_carry_a_valid_rmc(vlp16: DriveSimulation) -> None:
 
 # ---- geometry: decoded points lie on the scene's surfaces ------------------------------------
 
+
 def _reference_decode_vlp16(pkts, model) -> tuple[np.ndarray, np.ndarray]:
     """Points (sensor frame) and times from VLP-16 packets, written from the manual: block
     azimuth interpolated by firing time, 2 mm distances, laser elevation and vertical
@@ -94,7 +96,13 @@ def _reference_decode_vlp16(pkts, model) -> tuple[np.ndarray, np.ndarray]:
                 r = dist * 0.002
                 a = math.radians(az[b] + delta[b] * offs[i] / 110.592e-6)
                 w = elev[i % 16]
-                xyz.append((r * math.cos(w) * math.cos(a), -r * math.cos(w) * math.sin(a), r * math.sin(w) + zoff[i % 16]))
+                xyz.append(
+                    (
+                        r * math.cos(w) * math.cos(a),
+                        -r * math.cos(w) * math.sin(a),
+                        r * math.sin(w) + zoff[i % 16],
+                    )
+                )
                 times.append(t_packet + b * 110.592e-6 + offs[i])
     return np.array(xyz), np.array(times)
 
@@ -116,8 +124,13 @@ def _check_surfaces(sim: DriveSimulation, world: np.ndarray, median_max: float =
         if kind == "building" and 12.0 <= box[1] <= 13.6 and overlap > best:
             best, facade = overlap, box
     assert facade is not None
-    on = ((world[:, 0] > facade[0] + 0.5) & (world[:, 0] < facade[3] - 0.5) & (world[:, 2] > 2.5)
-          & (world[:, 2] < facade[5] - 0.5) & (np.abs(world[:, 1] - facade[1]) < 0.5))
+    on = (
+        (world[:, 0] > facade[0] + 0.5)
+        & (world[:, 0] < facade[3] - 0.5)
+        & (world[:, 2] > 2.5)
+        & (world[:, 2] < facade[5] - 0.5)
+        & (np.abs(world[:, 1] - facade[1]) < 0.5)
+    )
     assert on.sum() > 50
     assert np.abs(world[on, 1] - facade[1]).max() < 0.03
 
@@ -177,6 +190,7 @@ def test_turning_drive_still_matches(vlp16: DriveSimulation) -> None:
 
 # ---- determinism ----------------------------------------------------------------------------
 
+
 def test_same_seed_same_bytes(tmp_path) -> None:
     a = simulate_drive(tmp_path / "a.mcap", duration=1.0, seed=5)
     b = simulate_drive(tmp_path / "b.mcap", duration=1.0, seed=5)
@@ -196,6 +210,7 @@ def test_unknown_model_and_bad_duration_are_rejected() -> None:
 
 # ---- GNSS, IMU, camera ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def nav_events(vlp16: DriveSimulation):
     return list(vlp16.events({"nmea", "fix", "imu"}))
@@ -204,7 +219,10 @@ def nav_events(vlp16: DriveSimulation):
 def _metres(lat1, lon1, lat2, lon2) -> float:
     r = 6371008.8
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * r * math.asin(math.sqrt(a))
 
 
@@ -220,7 +238,9 @@ def test_nmea_is_valid_and_follows_the_trajectory(vlp16: DriveSimulation, nav_ev
     # 10 m/s on the first straight: 1 m between 10 Hz fixes, heading east.
     for a, b in zip(ggas[:50], ggas[1:51]):
         assert abs(_metres(a.lat, a.lon, b.lat, b.lon) - 1.0) < 0.01
-    assert all(abs(r.course_deg - 90.0) < 0.01 and abs(r.speed_knots - 10 / 0.514444) < 0.01 for r in rmcs[:50])
+    assert all(
+        abs(r.course_deg - 90.0) < 0.01 and abs(r.speed_knots - 10 / 0.514444) < 0.01 for r in rmcs[:50]
+    )
     assert rmcs[-1].course_deg < 0.01 or rmcs[-1].course_deg > 359.99  # north after the turn
     assert rmcs[0].date.isoformat() == "2024-06-01"
 
