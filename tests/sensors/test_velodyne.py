@@ -446,3 +446,17 @@ def test_one_packet_at_a_time_still_tells_vlp16_from_hdl32e():
     assert dec.model == "VLP-16"
     assert [len(s) for s in scans] == [len(s) for s in whole]
     assert dec.stats.packets == 84
+
+
+def test_long_feeds_are_decoded_in_batches(monkeypatch):
+    """A long feed is cut into kernel batches; the scans do not depend on where."""
+    from sensors.lidar.velodyne import _decoder
+
+    packets = _packets(BAG)
+    _, whole = _decode(packets)
+    monkeypatch.setattr(_decoder, "BATCH_PACKETS", 7)
+    _, batched = _decode(packets)
+    assert [len(s) for s in batched] == [len(s) for s in whole]
+    for a, b in zip(batched, whole):
+        np.testing.assert_array_equal(a.xyz, b.xyz)
+        np.testing.assert_array_equal(a.time, b.time)

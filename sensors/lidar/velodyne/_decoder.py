@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DATA_PORT = 2368
 POSITION_PORT = 8308
+BATCH_PACKETS = 4096  # per kernel call: about 1.6 M points, 50 MB of output arrays
 DURATION_THRESHOLD_S = 0.3  # as velodyne_decoder: no scan lasts longer (slowest is 5 Hz)
 _POINTS_PER_PACKET = 384
 _ANGLES = np.radians(np.arange(36000) * 0.01)
@@ -137,10 +138,17 @@ class VelodyneDecoder:
 
     # -- public -------------------------------------------------------------------------
     def feed(self, packets: Iterable[Packet]) -> Iterator[Scan]:
-        """Decode ``packets`` (any number, in order); yield every scan they complete."""
+        """Decode ``packets`` (any number, in order); yield every scan they complete.
+
+        Packets are decoded in batches of up to :data:`BATCH_PACKETS` per kernel call, so a
+        whole capture can be fed at once with bounded memory.
+        """
         data: list[bytes] = []
         stamps: list[float] = []
         for pkt in packets:
+            if len(data) >= BATCH_PACKETS:
+                yield from self._batch(data, stamps)
+                data, stamps = [], []
             payload = pkt.data
             size = len(payload)
             if pkt.port == POSITION_PORT or (size == POSITION_PACKET_SIZE and pkt.port != DATA_PORT):
@@ -156,6 +164,9 @@ class VelodyneDecoder:
                 continue
             data.append(payload)
             stamps.append(pkt.timestamp)
+        yield from self._batch(data, stamps)
+
+    def _batch(self, data: list[bytes], stamps: list[float]) -> Iterator[Scan]:
         if self._model is None:
             data, stamps = self._detect(data, stamps)
             if self._model is None:
