@@ -44,7 +44,7 @@ class Idao:
         state = Path(state_dir)
         key = device_key if device_key is not None else KeyFile(state / cfg.key_file, create=True).private_key()
         if verifier is None and cfg.verifier_key_file is not None:
-            verifier = Verifier(KeyFile(state / cfg.verifier_key_file, create=cfg.backend == "embedded").private_key())
+            verifier = Verifier(KeyFile(state / cfg.verifier_key_file, create=True).private_key())
         w3, endpoint = BACKENDS[cfg.backend](cfg)
         if cfg.backend == "embedded":
             if verifier is None:  # the embedded chain runs the whole path: a verifier of its own
