@@ -16,7 +16,8 @@ TIME_SYNC      /vehicle/<source>/time_sync      edge_agent.TimeSync     json
 
 JSON documents carry the bus header fields too (``source``, ``mono_ns``, ``utc_ns``), so a
 recording gives back the same messages it was made from (``seq`` and ``publisher`` are
-stamped anew by whoever publishes them). NaN and absent values are JSON ``null``. Each
+stamped anew by whoever publishes them). NaN, infinite and absent values are JSON ``null``
+(read back as NaN). Each
 channel's metadata names its bus type (``bus_type``) and source.
 MCAP ``log_time`` is the message's capture time (``utc_ns``); ``publish_time`` is when the
 recorder received it (equal to ``log_time`` for imported and simulated drives).
@@ -193,7 +194,8 @@ def topic_for(msg: Message) -> str:
 
 
 def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    """JSON has no NaN or infinity: both become null (read back as NaN)."""
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _unnum(x: float | None) -> float:
@@ -262,8 +264,8 @@ def encode_payload(msg: Message) -> bytes:
     elif isinstance(msg, ImuSample):
         doc.update(
             frame_id=msg.source,
-            angular_velocity=dict(zip("xyz", msg.gyro)),
-            linear_acceleration=dict(zip("xyz", msg.accel)),
+            angular_velocity={k: _num(v) for k, v in zip("xyz", msg.gyro)},
+            linear_acceleration={k: _num(v) for k, v in zip("xyz", msg.accel)},
             temperature_c=_num(msg.temperature_c),
         )
     elif isinstance(msg, CameraFrame):
@@ -290,7 +292,7 @@ def encode_payload(msg: Message) -> bytes:
 
 
 def _vec(d: dict[str, Any]) -> tuple[float, float, float]:
-    return (float(d["x"]), float(d["y"]), float(d["z"]))
+    return (_unnum(d["x"]), _unnum(d["y"]), _unnum(d["z"]))
 
 
 _DECODERS: dict[MessageType, Callable[[dict[str, Any], dict[str, Any]], Message]] = {

@@ -50,7 +50,7 @@ class ReplayStats:
 
 def parse_speed(text: str | float | None) -> float | None:
     """``max`` (or None) → None (as fast as possible); a positive number → that factor."""
-    if text is None or (isinstance(text, str) and text.strip().lower() in ("max", "inf", "0")):
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("max", "inf")):
         return None
     try:
         speed = float(text)
@@ -75,7 +75,7 @@ def replay(
     or a plain callable. Messages keep their recorded header times (``utc_ns``,
     ``mono_ns``); a Publisher stamps its own ``seq``. A truncated file replays up to its
     last complete message (``stats.truncated``, a warning logged)."""
-    factor = parse_speed(speed) if not isinstance(speed, float) or speed <= 0 else speed
+    factor = parse_speed(speed)
     send = publisher.publish if hasattr(publisher, "publish") else publisher  # type: ignore[union-attr]
     stats = ReplayStats()
     t_first: int | None = None

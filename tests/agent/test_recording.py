@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.bus.messages import (
     NO_TIME,
@@ -390,3 +392,39 @@ def test_import_rejects_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RecordingError, match="no images"):
         import_drive(tmp_path / "x.mcap", camera=str(tmp_path / "empty"))
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+_f32 = st.floats(allow_nan=True, allow_infinity=False, width=32)
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal, with NaN equal to NaN and an infinity read back as NaN (JSON has neither)."""
+    if math.isnan(a) or math.isinf(a):
+        return math.isnan(b)
+    return a == b
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    gyro=st.tuples(_floats, _floats, _floats),
+    lat=_floats,
+    hdop=_f32,
+    text=st.text(max_size=80),
+    utc=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+def test_json_channels_round_trip_any_values(tmp_path: Path, gyro, lat, hdop, text, utc) -> None:
+    msgs = [
+        ImuSample(source="imu0", gyro=gyro, accel=(1.0, 2.0, 3.0), utc_ns=utc, mono_ns=utc),
+        GnssFix(source="g", lat_deg=lat, lon_deg=1.0, hdop=hdop, utc_ns=utc, mono_ns=-utc - 1),
+        NmeaSentence(source="g", text=text, utc_ns=utc, mono_ns=0),
+    ]
+    path = tmp_path / "h.mcap"
+    with DriveWriter(path) as w:
+        for m in msgs:
+            w.write(m)
+    imu, fix, nmea = iter_drive(path)
+    assert all(_same(a, b) for a, b in zip(gyro, imu.gyro)) and imu.accel == (1.0, 2.0, 3.0)
+    assert _same(lat, fix.lat_deg) and _same(hdop, fix.hdop)
+    assert nmea.text == text
+    assert imu.utc_ns == fix.utc_ns == nmea.utc_ns == utc and fix.mono_ns == -utc - 1
