@@ -428,3 +428,21 @@ def test_json_channels_round_trip_any_values(tmp_path: Path, gyro, lat, hdop, te
     assert _same(lat, fix.lat_deg) and _same(hdop, fix.hdop)
     assert nmea.text == text
     assert imu.utc_ns == fix.utc_ns == nmea.utc_ns == utc and fix.mono_ns == -utc - 1
+
+
+def test_import_ouster_keeps_its_metadata(tmp_path: Path) -> None:
+    from sensors.packets import open_packet_source
+
+    pcap = fixture_file("lidar/ouster/OS-0-32-U1_v2.2.0_1024x10.pcap")
+    meta = fixture_file("lidar/ouster/OS-0-32-U1_v2.2.0_1024x10.json")
+    out = tmp_path / "ouster.mcap"
+    stats = import_drive(out, lidar=str(pcap), lidar_meta=str(meta))
+    with open_packet_source(pcap) as src:
+        packets = list(src)
+    assert stats.lidar_packets == len(packets) > 0
+    with DriveReader(out) as reader:
+        got = [m for _, _, m in reader.messages()]
+        assert reader.metadata["lidar"]["meta_json"] == meta.read_text()
+    assert [(m.port, m.data) for m in got] == [(p.port, p.data) for p in packets]
+    info = drive_info(out)
+    assert [s["model"] for s in info["sensors"]] == ["Ouster (sensor metadata in the recording)"]
