@@ -141,7 +141,7 @@ def test_manual_decode_finds_the_scene(vlp16: DriveSimulation) -> None:
     _check_surfaces(vlp16, vlp16.to_scene(xyz, t))
 
 
-@pytest.mark.parametrize("name", ["vlp16", "vlp32c"])
+@pytest.mark.parametrize("name", ["vlp16", "vlp32c", "hdl32e"])
 def test_project_decoder_finds_the_scene(name: str) -> None:
     from sensors.lidar import make_decoder
 
@@ -172,9 +172,7 @@ def test_reference_decoder_finds_the_scene(name: str) -> None:
     assert len(clouds) >= 2
     xyz = np.concatenate([c[1][:, :3] for c in clouds]).astype(np.float64)
     t = np.concatenate([c[0].device + c[1][:, 4].astype(np.float64) for c in clouds])
-    # velodyne_decoder places HDL-32E returns a few mm off (its per-laser azimuth timing);
-    # every return is still within 3 cm of its surface.
-    _check_surfaces(sim, sim.to_scene(xyz, t), median_max=0.01 if name == "hdl32e" else 0.005)
+    _check_surfaces(sim, sim.to_scene(xyz, t))
 
 
 def test_turning_drive_still_matches(vlp16: DriveSimulation) -> None:
