@@ -33,7 +33,7 @@ from agent.bus.messages import BusMessage, ImuSample as BusImu, NmeaSentence, Po
 from firmware_bridge._config import BridgeConfig
 from firmware_bridge._nmea import LineAssembler, utc_second
 from firmware_bridge.errors import CommandRejected, CommandTimeout, FrameError, LinkError
-from firmware_bridge.link import SerialLink
+from firmware_bridge.link import ByteStream, SerialLink
 from firmware_bridge.records import (
     TICK_HZ, Ack, AckStatus, Boot, CameraTriggered, Frame, GnssBytes, Heartbeat, ImuSample, MsgType, Pps, Power,
     PowerReason, Record,
@@ -152,6 +152,11 @@ class BridgeCore:
             self.stats.published[msg.TYPE.name] += 1
         return out
 
+    def link_lost(self) -> None:
+        """The connection dropped: a half line cannot be finished and the UART offsets restart."""
+        self._lost()
+        self._gnss_next = None
+
     def _sync_message(self, state: SyncState, mono: int) -> TimeSync:
         self.last_sync = state
         residual = state.edge_utc - state.to_utc(state.edge_tick)
@@ -188,8 +193,11 @@ class Bridge:
     (an ``agent.bus.Publisher``, whose ``publish`` is used, or a callable)."""
 
     def __init__(self, link: SerialLink, sink: Any, *, core: BridgeCore | None = None,
-                 stats_interval: float = 10.0, on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 stats_interval: float = 10.0, on_stats: Callable[[dict[str, Any]], None] | None = None,
+                 reopen: Callable[[], ByteStream] | None = None, reopen_interval: float = 1.0) -> None:
         self.link = link
+        self.reopen = reopen
+        self.reopen_interval = reopen_interval
         self._publish: Sink = sink.publish if hasattr(sink, "publish") else sink
         self.core = core or BridgeCore()
         self.core.on_ack = self._on_ack
@@ -237,6 +245,10 @@ class Bridge:
                     self.pump()
                 except EOFError:
                     break
+                except LinkError as err:
+                    if self.reopen is None:
+                        raise
+                    self._reconnect(err, end)
                 now = time.monotonic()
                 if now >= next_report:
                     self._report()
@@ -246,6 +258,24 @@ class Bridge:
         finally:
             self._report(final=True)
         return self.stats()
+
+    def _reconnect(self, err: LinkError, end: float | None = None) -> None:
+        """The port failed (an MCU reset re-enumerates USB CDC): reopen it until it comes back
+        or the bridge is stopped."""
+        assert self.reopen is not None
+        log.warning("serial link failed (%s); reopening every %g s", err, self.reopen_interval)
+        self.core.link_lost()
+        while not self._stop.wait(self.reopen_interval):
+            if end is not None and time.monotonic() >= end:
+                return  # the run's time is up: the loop above ends it
+            try:
+                stream = self.reopen()
+            except LinkError as again:
+                log.debug("reopen failed: %s", again)
+                continue
+            self.link.reattach(stream)
+            log.info("serial link reopened")
+            return
 
     # -- host → MCU commands
 

@@ -37,6 +37,7 @@ class LinkStats:
     mcu_boots: int = 0
     frames_sent: int = 0
     bytes_out: int = 0
+    reconnects: int = 0  # the port was reopened after it failed (USB re-enumeration)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -46,12 +47,16 @@ class FrameDecoder:
     """Bytes in, ``Frame`` or ``FrameError`` out, in stream order, with counters."""
 
     def __init__(self) -> None:
+        self.stats = LinkStats()
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the stream's state (a new connection), keeping the counters."""
         self._tail = b""
         self._hunting = False  # discarding an overlong run up to the next delimiter
         self._lost = False  # bytes were rejected since the last good frame
         self._started = False  # the first chunk may be the tail of a frame we joined late
         self._last_seq: int | None = None
-        self.stats = LinkStats()
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         stats = self.stats
@@ -202,9 +207,25 @@ class SerialLink:
             self.stats.bytes_out += len(wire)
         return seq
 
+    def reattach(self, stream: ByteStream) -> None:
+        """Carry on over a new stream (the port was reopened): the counters go on, the
+        decoder's partial state does not."""
+        with self._write_lock:
+            old, self._stream = self._stream, stream
+            if old is not None:
+                try:
+                    old.close()
+                except OSError:
+                    pass
+            self.decoder.restart()
+            self.stats.reconnects += 1
+
     def close(self) -> None:
         if self._stream is not None:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError:
+                pass
             self._stream = None
 
     def __enter__(self) -> SerialLink:

@@ -27,6 +27,8 @@ log = logging.getLogger("agent.cli.bridge")
 @click.option("--connect", is_flag=True, help="Connect to an endpoint bound by a subscriber instead of binding it.")
 @click.option("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
               help="Before reading, wait up to this long for a bus subscriber (no messages lost to a late joiner).")
+@click.option("--reconnect/--no-reconnect", default=True, show_default=True,
+              help="Reopen the serial port when it fails (a USB CDC MCU re-enumerates when it resets).")
 @click.option("--source", default=None, help="Source id stamped on the messages (default: bridge.source, mcu).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until signalled).")
 @click.option("--stats-interval", type=float, default=None, help="Seconds between stats logs (default: bridge.stats_interval_s, 10).")
@@ -41,7 +43,7 @@ log = logging.getLogger("agent.cli.bridge")
 @click.option("--sim-drift-ppm", type=float, default=50.0, show_default=True, help="Simulated MCU clock error.")
 @json_option
 def command(config_path: str | None, port: str | None, baud: int | None, bus_endpoint: str | None, connect: bool,
-            wait_subscriber: float, source: str | None, duration: float | None, stats_interval: float | None,
+            wait_subscriber: float, reconnect: bool, source: str | None, duration: float | None, stats_interval: float | None,
             json_stats: bool, simulate: str | None,
             sim_imu_log: str | None, sim_speed: float, sim_seconds: float | None, sim_drift_ppm: float,
             as_json: bool) -> None:
@@ -102,10 +104,15 @@ def command(config_path: str | None, port: str | None, baud: int | None, bus_end
             if wait_subscriber > 0:
                 pub.wait_for_subscriber(wait_subscriber)
         assert port is not None
-        link = SerialLink(_open_port(port, baud))
+        stream = _open_port(port, baud)
+        link = SerialLink(stream)
         sink = pub if pub is not None else (lambda msg: None)
+        serial_port = port
+        reopen = None
+        if reconnect and simulate is None and hasattr(stream, "in_waiting"):  # a port, not a capture file
+            reopen = lambda: _open_port(serial_port, baud)  # noqa: E731
         bridge = Bridge(link, sink, core=BridgeCore.from_config(bcfg, source=source), stats_interval=stats_interval,
-                        on_stats=emit_stats)
+                        on_stats=emit_stats, reopen=reopen)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: bridge.stop())
         until = None

@@ -314,3 +314,46 @@ def test_cli_rejects_bad_usage() -> None:
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("ERROR: cannot open serial port")
     r = subprocess.run([*CLI, "bridge"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "ERROR: give exactly one of --port or --simulate" in r.stderr
+
+
+def test_bridge_reopens_the_port_when_the_mcu_goes_away() -> None:
+    """USB CDC: an MCU reset makes the port vanish and come back. The first simulator's pty is
+    closed under the bridge (reads fail with EIO, as on an unplugged device); the bridge reopens
+    through its factory, here the second simulator's pty, and carries on: counters continue,
+    the new boot restarts the time fit."""
+    sims = [FirmwareSimulator(fixture_file(NMEA), None, max_seconds=5, speed=0.0, seed=s) for s in (1, 2)]
+    ports = iter([sims[1].port])
+    got: list = []
+    from firmware_bridge.link import open_serial
+
+    link = SerialLink.open(sims[0].port)
+    bridge = Bridge(link, got.append, stats_interval=60, reopen=lambda: open_serial(next(ports)), reopen_interval=0.05)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (bridge.run(), done.set()), daemon=True)
+    try:
+        thread.start()
+        sims[0].start()
+        deadline = time.monotonic() + 20
+        while link.stats.bytes_in < sims[0].bytes_written or not sims[0].finished.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        first = link.stats.frames_ok
+        sims[0].close()  # the device goes away
+        while link.stats.reconnects == 0:  # ... and is back (pyserial flushes what came before it opened)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        sims[1].start()
+        while not (sims[1].finished.is_set() and link.stats.frames_ok >= first + sims[1].frames_sent):
+            assert time.monotonic() < deadline, link.stats
+            time.sleep(0.01)
+    finally:
+        bridge.stop()
+        thread.join(5)
+        link.close()
+        for sim in sims:
+            sim.close()
+    assert done.is_set()
+    assert link.stats.frames_ok == sims[0].frames_sent + sims[1].frames_sent and link.stats.mcu_boots == 2
+    assert link.stats.crc_errors == link.stats.decode_errors == 0
+    syncs = [m for m in got if isinstance(m, TimeSync)]
+    assert len(syncs) == 10 and syncs[5].mcu_tick < syncs[4].mcu_tick  # the second MCU's clock started anew
