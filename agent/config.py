@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.bus._config import BusConfig
+from agent.provenance._config import ProvenanceConfig
 from agent.chain._config import ChainConfig
 from agent.errors import ConfigError
 from agent.fleet._config import FleetConfig
@@ -45,6 +46,7 @@ class AgentConfig(Section):
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
     chain: ChainConfig = Field(default_factory=ChainConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)

@@ -57,6 +57,10 @@ class Ed25519Signer:
         """The 32-byte seed, for writing the key file only."""
         return bytes(self._sk)
 
+    def signing_key(self) -> nacl.signing.SigningKey:
+        """The pynacl key object, for libraries that take one (the fleet client's status signing)."""
+        return self._sk
+
     def x25519_private(self) -> bytes:
         """The matching X25519 private key (to open Flows sealed to this device)."""
         return bytes(self._sk.to_curve25519_private_key())

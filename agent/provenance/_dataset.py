@@ -6,6 +6,7 @@ Directory layout (what ``edge-agent verify DIR`` reads)::
       manifest.cose        COSE_Sign1 of the dataset manifest (below)
       coverage.geojson     the coverage, same as in the manifest (for map tools)
       config.json          the effective agent configuration (its hash is in every Flow)
+                           (both JSON files in canonical form: sorted keys, no spaces)
       flows/<flow_id>.cose     every Flow of the session
       chunks/<chunk_id>.cose   every chunk of those Flows
       chunks/<chunk_id>.bin    their payloads (detached)
@@ -43,6 +44,23 @@ MANIFEST = "manifest.cose"
 VERSION = 1
 _KEYS = {"v", "device", "key", "evm_address", "session", "reason", "started_ns", "ended_ns", "sealed_ns", "flows",
          "root", "coverage", "statistics", "usage_terms", "agent_version", "config_hash"}
+
+
+def plain(obj: Any) -> Any:
+    """Decoded CBOR (frozendicts, tuples) as plain dicts and lists."""
+    if isinstance(obj, Mapping):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(x) for x in obj]
+    return obj
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The exact bytes of coverage.geojson and config.json: sorted keys, no spaces
+    (the form AgentConfig.digest() hashes)."""
+    import json
+
+    return json.dumps(plain(obj), sort_keys=True, separators=(",", ":")).encode()
 
 
 def coverage_geojson(headers: Iterable[ChunkHeader]) -> dict[str, Any]:
@@ -123,7 +141,7 @@ def parse_dataset(cose: bytes) -> tuple[_cose.Sign1, dict[str, Any]]:
     msg = _cose.parse1(cose)
     if msg.content_type != DATASET_CTY:
         raise ProvenanceError(f"not a dataset manifest (content type {msg.content_type!r})")
-    m = _cbor.loads_strict(msg.payload)
+    m = plain(_cbor.loads_strict(msg.payload))
     if not isinstance(m, Mapping) or set(m) != _KEYS or m["v"] != VERSION:
         raise ProvenanceError("malformed dataset manifest: fields missing or unexpected")
     try:

@@ -78,3 +78,25 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
+
+
+def all_inclusion_proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """(root, audit path of every leaf) in O(n log n), for verifying whole Flows."""
+    proofs: list[list[bytes]] = [[] for _ in leaves]
+
+    def rec(lo: int, hashes: Sequence[bytes]) -> bytes:
+        n = len(hashes)
+        if n == 1:
+            return hashes[0]
+        k = _split(n)
+        left = rec(lo, hashes[:k])
+        right = rec(lo + k, hashes[k:])
+        for i in range(lo, lo + k):
+            proofs[i].append(right)
+        for i in range(lo + k, lo + n):
+            proofs[i].append(left)
+        return node_hash(left, right)
+
+    if not leaves:
+        return EMPTY_ROOT, []
+    return rec(0, [leaf_hash(x) for x in leaves]), proofs
