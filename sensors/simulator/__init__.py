@@ -4,7 +4,8 @@ A vehicle drives an L-shaped street in Munich (about 10 m/s, slowing for a left 
 past buildings, lamp poles and parked cars. A spinning Velodyne (VLP-16, VLP-32C or
 HDL-32E) is ray-cast against the scene (numba) and emits genuine 1206-byte data packets
 and 512-byte position packets; a GNSS receiver emits NMEA GGA/RMC at 10 Hz, an IMU samples
-at 100 Hz, a forward camera renders JPEG frames at 10 Hz. Same seed, same bytes.
+at 100 Hz, a forward camera renders JPEG frames at 10 Hz, and the vehicle unit reports
+ignition on, its supply voltage once a second and ignition off. Same seed, same bytes.
 
 - :class:`DriveSimulation`: the drive, its sensor streams (:meth:`DriveSimulation.events`)
   and the ground truth (scene surfaces, poses at any time).
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sensors.simulator._drive import DriveSimulation, Fix, Frame, Imu, SimEvent
+from sensors.simulator._drive import DriveSimulation, Fix, Frame, Imu, Power, SimEvent
 from sensors.simulator._models import MODELS, LidarModel, get_model
 from sensors.simulator._scene import Scene, make_street_scene
 from sensors.simulator._trajectory import MUNICH_ORIGIN, Trajectory, enu_to_geodetic
@@ -61,6 +62,7 @@ __all__ = [
     "Frame",
     "Imu",
     "LidarModel",
+    "Power",
     "Scene",
     "SimEvent",
     "Trajectory",

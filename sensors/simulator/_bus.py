@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sensors.simulator._drive import DriveSimulation, Fix, Frame, Imu, SimEvent
+from sensors.simulator._drive import DriveSimulation, Fix, Frame, Imu, Power, SimEvent
 
 LIDAR_SOURCE = "lidar0"
 GNSS_SOURCE = "gnss0"
 IMU_SOURCE = "imu0"
+MCU_SOURCE = "mcu"
 
 
 def to_message(sim: DriveSimulation, ev: SimEvent):  # type: ignore[no-untyped-def]
     """The bus message for one simulated output."""
-    from agent.bus.messages import CameraFrame, FixType, GnssFix, ImuSample, LidarPacket, NmeaSentence
+    from agent.bus.messages import (
+        CameraFrame,
+        FixType,
+        GnssFix,
+        ImuSample,
+        LidarPacket,
+        NmeaSentence,
+        PowerEvent,
+        PowerEventKind,
+    )
 
     utc_ns = int(round(ev.t * 1e9))
     head = {"utc_ns": utc_ns, "mono_ns": sim.mono_ns(ev.t)}
@@ -52,6 +62,15 @@ def to_message(sim: DriveSimulation, ev: SimEvent):  # type: ignore[no-untyped-d
             height=c.height,
             jpeg=c.jpeg,
             frame_index=c.index,
+            **head,
+        )
+    if ev.kind == "power":
+        pw: Power = p
+        return PowerEvent(
+            source=MCU_SOURCE,
+            kind=PowerEventKind[pw.kind.upper()],
+            ignition=pw.ignition,
+            supply_v=pw.supply_v,
             **head,
         )
     raise ValueError(f"unknown simulated event kind {ev.kind!r}")  # pragma: no cover

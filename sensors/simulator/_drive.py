@@ -28,11 +28,11 @@ LIDAR_MOUNT_HEIGHT = 1.9
 GNSS_ANTENNA_HEIGHT = 1.95
 
 
-KINDS = ("lidar", "nmea", "fix", "imu", "camera")
+KINDS = ("lidar", "nmea", "fix", "imu", "camera", "power")
 
 
 class SimEvent(NamedTuple):
-    """One sensor output: ``t`` UTC seconds; ``kind`` is lidar | nmea | fix | imu | camera."""
+    """One sensor output: ``t`` UTC seconds; ``kind`` is lidar | nmea | fix | imu | camera | power."""
 
     t: float
     kind: str
@@ -59,6 +59,15 @@ class Fix:
 class Imu:
     gyro: tuple[float, float, float]
     accel: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Power:
+    """The vehicle unit's supply: ``kind`` is ignition_on, voltage or ignition_off."""
+
+    kind: str
+    ignition: bool
+    supply_v: float
 
 
 @dataclass(frozen=True)
@@ -221,9 +230,20 @@ class DriveSimulation:
             jpeg = cam.jpeg(float(p.x[0]), float(p.y[0]), float(p.yaw[0]))
             yield SimEvent(self.start_utc + t_rel, "camera", Frame("cam_front", w, h, jpeg, k))
 
+    def _power_events(self) -> Iterator[SimEvent]:
+        """Ignition on just before the first sample, the supply voltage once a second, and
+        ignition off after the last: the session a dataset spans."""
+        yield SimEvent(self.start_utc - 0.5, "power", Power("ignition_on", True, 13.9))
+        for k in range(int(math.floor(self.duration)) + 1):
+            if k < self.duration:
+                yield SimEvent(
+                    self.start_utc + k + 0.25, "power", Power("voltage", True, round(14.1 - 0.01 * k, 3))
+                )
+        yield SimEvent(self.start_utc + self.duration + 0.5, "power", Power("ignition_off", False, 12.6))
+
     def events(self, kinds: set[str] | None = None) -> Iterator[SimEvent]:
         """Every sensor output of the drive in time order (``kinds`` picks streams among
-        lidar, nmea, fix, imu, camera)."""
+        lidar, nmea, fix, imu, camera, power)."""
         want = set(KINDS) if kinds is None else set(kinds)
         if not self.camera:
             want.discard("camera")
@@ -236,6 +256,8 @@ class DriveSimulation:
             streams.append(self._imu_events())
         if "camera" in want:
             streams.append(self._camera_events())
+        if "power" in want:
+            streams.append(self._power_events())
         return heapq.merge(*streams, key=lambda e: e.t)
 
     def mono_ns(self, t: float) -> int:

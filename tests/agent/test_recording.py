@@ -151,13 +151,14 @@ def test_simulated_drive_reads_back_as_the_simulator_made_it(sim_drive: Path) ->
     info = drive_info(sim_drive)
     lidar = [s for s in info["sensors"] if s["type"] == "lidar"][0]
     assert lidar["model"] == "VLP-16" and lidar["return_mode"] == "strongest"
-    assert info["duration_s"] == pytest.approx(2.0, abs=0.01) and not info["truncated"]
+    assert info["duration_s"] == pytest.approx(3.0, abs=0.01) and not info["truncated"]  # ignition on to off
     assert {c["bus_type"] for c in info["channels"]} == {
         "LIDAR_PACKET",
         "NMEA_SENTENCE",
         "GNSS_FIX",
         "IMU_SAMPLE",
         "CAMERA_FRAME",
+        "POWER_EVENT",
     }
     assert info["metadata"]["drive"]["lidar_model"] == "VLP-16"
 

@@ -51,7 +51,7 @@ def test_simulate_info_replay(tmp_path: Path, capsys) -> None:
     assert code == 0
     info = json.loads(out)
     assert [s["model"] for s in info["sensors"] if s["type"] == "lidar"] == ["HDL-32E"]
-    assert info["duration_s"] == pytest.approx(1.0, abs=0.01)
+    assert info["duration_s"] == pytest.approx(2.0, abs=0.01)  # 1 s of sensors, ignition 0.5 s either side
     code, out, _ = run(["info", str(drive)], capsys)
     assert code == 0 and "/lidar/lidar0/packets" in out and "HDL-32E" in out
     code, out, _ = run(

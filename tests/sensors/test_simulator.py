@@ -277,3 +277,16 @@ def test_camera_frames_are_jpegs_of_the_street() -> None:
         assert img.shape == (360, 640, 3)
         assert img[:100].mean(axis=(0, 1))[0] > img[:100].mean(axis=(0, 1))[2]  # blue sky (BGR)
         assert img.std() > 20  # buildings and cars drawn, not a blank frame
+
+
+def test_power_events_bracket_the_drive() -> None:
+    from agent.bus.messages import PowerEvent, PowerEventKind
+    from sensors.simulator import simulate_messages
+
+    msgs = list(simulate_messages(duration=2.5, seed=1, camera=False))
+    power = [m for m in msgs if isinstance(m, PowerEvent)]
+    assert [p.kind for p in power] == [PowerEventKind.IGNITION_ON] + [PowerEventKind.VOLTAGE] * 3 + [
+        PowerEventKind.IGNITION_OFF
+    ]
+    assert msgs[0] is power[0] and msgs[-1] is power[-1]  # the session spans every sample
+    assert [p.ignition for p in power] == [True, True, True, True, False]
