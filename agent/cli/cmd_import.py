@@ -7,7 +7,7 @@ import click
 from agent.cli._common import emit_json, json_option
 
 
-@click.command(name="import")
+@click.command(name="import", short_help="Build a drive MCAP from a capture, an NMEA log, video or images.")
 @click.option(
     "--lidar",
     "lidar",

@@ -15,7 +15,7 @@ def _utc(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
-@click.command(name="info")
+@click.command(name="info", short_help="Show a drive recording's channels, counts, duration and sensors.")
 @click.argument("drive", type=click.Path(dir_okay=False))
 @json_option
 def command(drive: str, as_json: bool) -> None:

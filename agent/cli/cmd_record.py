@@ -9,7 +9,7 @@ import click
 from agent.cli._common import emit_json, json_option
 
 
-@click.command(name="record")
+@click.command(name="record", short_help="Record the bus to a drive MCAP.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Drive MCAP to write.")
 @click.option(
     "--bus",

@@ -7,7 +7,7 @@ import click
 from agent.cli._common import emit_json, json_option
 
 
-@click.command(name="replay")
+@click.command(name="replay", short_help="Publish a drive recording onto the bus (recorded speed or max).")
 @click.argument("drive", type=click.Path(dir_okay=False))
 @click.option(
     "--speed",

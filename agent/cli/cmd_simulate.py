@@ -9,7 +9,7 @@ import click
 from agent.cli._common import emit_json, json_option
 
 
-@click.command(name="simulate")
+@click.command(name="simulate", short_help="Simulate a street drive (LiDAR, GNSS, IMU, camera) to an MCAP.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Drive MCAP to write.")
 @click.option("--duration", type=float, default=20.0, show_default=True, help="Seconds of drive.")
 @click.option(
@@ -27,7 +27,8 @@ from agent.cli._common import emit_json, json_option
 def command(out: str, duration: float, lidar: str, seed: int, camera: bool, as_json: bool) -> None:
     """Simulate a drive through a street in Munich (buildings, poles, parked cars) at about
     10 m/s with a left turn: Velodyne data and position packets (exact packet format),
-    NMEA GGA/RMC at 10 Hz, GNSS fixes, IMU at 100 Hz and 640x360 JPEG frames at 10 Hz.
+    NMEA GGA/RMC at 10 Hz, GNSS fixes, IMU at 100 Hz, 640x360 JPEG frames at 10 Hz and
+    ignition on/off power events.
     Deterministic for a seed."""
     from agent.errors import RecordingError
     from agent.recording import drive_info
