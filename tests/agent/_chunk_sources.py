@@ -87,3 +87,26 @@ def _nmea_spec(lines: list[bytes], pts: list[tuple[float, float]], t0: int | Non
     return ChunkSpec(stream=stream, sensor="nmea-0183", t_start_ns=base + (t0 or 0) * 10**9,
                      t_end_ns=base + (t1 or 0) * 10**9, payload=b"\r\n".join(lines) + b"\r\n", codec="nmea-lines",
                      tile=f"{zoom}/{x}/{y}", bbox=bbox, counts={"lines": len(lines), "fixes": len(pts)})
+
+
+PCAP = "lidar/velodyne/vlp16_county_fair.pcap"
+NMEA = "gnss/munich_drive_2014.nmea"
+
+
+def small_dataset(root: Path, signer=None, max_chunks: int = 4, nmea_fixes: int = 400, pcap_window_s: float = 0.03):
+    """A sealed dataset from both fixtures (a few chunks per stream, several Flows).
+    Returns (store, dataset directory, signer)."""
+    from agent.keys import Ed25519Signer
+    from agent.provenance import ProvenanceConfig
+    from agent.store import ChunkStore
+    from tests._fixtures import fixture_file
+
+    signer = signer or Ed25519Signer(bytes(range(32)))
+    store = ChunkStore(root, signer, ProvenanceConfig(flow={"max_chunks": max_chunks}), config_hash="0" * 64,
+                       evm_address="0x0000000000000000000000000000000000000001")
+    for spec in pcap_chunks(fixture_file(PCAP), window_s=pcap_window_s):
+        store.ingest(spec)
+    for spec in nmea_chunks(fixture_file(NMEA), nmea_fixes):
+        store.ingest(spec)
+    store.seal_dataset("explicit", session="drive-1")
+    return store, store.dataset_dir("drive-1"), signer
