@@ -15,7 +15,9 @@ their acknowledgement (:meth:`Bridge.command`).
 
 Message times: ``utc_ns`` is the MCU tick of the record mapped through the PPS fit once the
 fit has an edge (before that, and after an MCU reboot until the next labelled edge, the host's
-clock at receipt); ``mono_ns`` is the host's monotonic clock when the frame was decoded.
+clock at receipt); ``mono_ns`` is the same tick on the host's monotonic clock, estimated by
+:class:`~firmware_bridge.timesync.HostClock` from the smallest recent delivery delay (so a
+burst of frames read at once keeps its real spacing).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from firmware_bridge.records import (
     TICK_HZ, Ack, AckStatus, Boot, CameraTriggered, Frame, GnssBytes, Heartbeat, ImuSample, MsgType, Pps, Power,
     PowerReason, Record,
 )
-from firmware_bridge.timesync import SyncState, TickClock
+from firmware_bridge.timesync import HostClock, SyncState, TickClock
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class BridgeCore:
     def __init__(self, clock: TickClock | None = None, source: str = "mcu",
                  on_ack: Callable[[Ack], None] | None = None) -> None:
         self.clock = clock or TickClock()
+        self.host_clock = HostClock()
         self.source = source
         self.nmea = LineAssembler()
         self.on_ack = on_ack
@@ -101,17 +104,24 @@ class BridgeCore:
         with it is told by the next chunk's UART offset, not guessed: it may have been noise)."""
         if not isinstance(item, Frame):
             return []
-        mono = time.monotonic_ns() if mono_ns is None else mono_ns
+        received = time.monotonic_ns() if mono_ns is None else mono_ns
         rec: Record = item.record
         self.stats.records[type(rec).__name__] += 1
         if isinstance(rec, Boot):
             self._gnss_next = None
+            self.host_clock.reset()
+            self.host_clock.observe(item.tick, received)
             self.clock.reset()  # ticks restart with the MCU
             self._lost()
             self.stats.mcu.update(fw_version=".".join(map(str, rec.fw_version)), reset_reason=rec.reset_reason.name)
             log.info("MCU booted: firmware %s, reset reason %s", ".".join(map(str, rec.fw_version)),
                      rec.reset_reason.name)
             return []
+        # The UTC fit's rate, once there is one, is also the best estimate of the tick rate on the
+        # host's clock (both follow true time to a few ppm).
+        ns_per_tick = 1e9 / TICK_HZ if self.clock.state is None else self.clock.state.slope * 1e9
+        self.host_clock.observe(item.tick, received, ns_per_tick)
+        mono = self.host_clock.to_mono(item.tick, ns_per_tick) or received
         out: list[BusMessage] = []
         if isinstance(rec, GnssBytes):
             if self._gnss_next is not None and rec.offset != self._gnss_next:
@@ -124,7 +134,8 @@ class BridgeCore:
                 if second is not None:
                     state = self.clock.on_utc_second(second, item.tick)
                     if state is not None:
-                        out.append(self._sync_message(state, mono))
+                        edge_mono = self.host_clock.to_mono(state.edge_tick, state.slope * 1e9) or received
+                        out.append(self._sync_message(state, edge_mono))
                 out.append(NmeaSentence(text=line, source=self.source, mono_ns=mono, utc_ns=self._utc_ns(item.tick)))
         elif isinstance(rec, ImuSample):
             out.append(BusImu(gyro=rec.gyro, accel=rec.accel,

@@ -129,4 +129,41 @@ class TickClock:
         return SyncState(tick0, utc0 + intercept, slope, n, rms, rmax, edge_tick, edge_utc)
 
 
-__all__ = ["SyncState", "TickClock"]
+class HostClock:
+    """MCU ticks → the host's monotonic clock (``mono_ns`` of bus messages).
+
+    A frame reaches the host some delivery delay after the instant its tick names (UART or USB
+    transfer, buffering, scheduling); the delay varies, and frames arrive in bursts, so the
+    receipt time is a poor timestamp. The smallest delay seen recently is the closest to the
+    true one: each frame gives ``offset = mono_at_receipt − tick · ns_per_tick``, and a tick is
+    mapped with the minimum offset over the last ``window`` ticks (a sliding minimum, O(1) per
+    frame). The result is late by the smallest delivery delay (typically well under a
+    millisecond on USB) instead of by every frame's own delay.
+    """
+
+    def __init__(self, window: int = 2 * TICK_HZ) -> None:
+        self.window = window
+        self._mins: deque[tuple[int, float]] = deque()  # (tick, offset), offsets increasing
+
+    def reset(self) -> None:
+        self._mins.clear()
+
+    def observe(self, tick: int, mono_ns: int, ns_per_tick: float = 1e9 / TICK_HZ) -> None:
+        mins = self._mins
+        if mins and tick < mins[-1][0]:
+            mins.clear()  # ticks went back: an MCU reboot
+        off = mono_ns - tick * ns_per_tick
+        while mins and mins[-1][1] >= off:
+            mins.pop()
+        mins.append((tick, off))
+        limit = tick - self.window
+        while mins[0][0] < limit:
+            mins.popleft()
+
+    def to_mono(self, tick: int, ns_per_tick: float = 1e9 / TICK_HZ) -> int | None:
+        if not self._mins:
+            return None
+        return round(tick * ns_per_tick + self._mins[0][1])
+
+
+__all__ = ["HostClock", "SyncState", "TickClock"]
