@@ -24,7 +24,7 @@ from agent.recording._channels import (
     encode_payload,
     topic_for,
 )
-from agent.recording._reader import DriveReader, RawMessage, ReadStats, iter_drive
+from agent.recording._reader import DriveReader, RawMessage, ReadStats, drive_metadata, iter_drive
 from agent.recording._replay import ReplayStats, parse_speed, replay
 from agent.recording._writer import DriveWriter
 
@@ -57,6 +57,7 @@ __all__ = [
     "RecordStats",
     "ReplayStats",
     "decode_payload",
+    "drive_metadata",
     "drive_info",
     "encode_payload",
     "import_drive",

@@ -289,6 +289,29 @@ class DriveReader:
         finally:
             del buf
 
+    def read_metadata(self) -> dict[str, dict[str, str]]:
+        """The file's metadata records (name → mapping) without decompressing any chunk:
+        e.g. ``drive`` (simulated drives: origin, mounts) or ``lidar`` (Ouster sensor JSON)."""
+        if self._map is None:
+            raise RecordingError(f"{self.path}: reader is not open")
+        buf = memoryview(self._map)
+        pos, end = len(MAGIC), len(buf)
+        try:
+            while pos + 9 <= end:
+                op, length = _REC.unpack_from(buf, pos)
+                nxt = pos + 9 + length
+                if nxt > end or op in (OP_DATA_END, OP_FOOTER):
+                    break
+                if op == OP_METADATA:
+                    name, p = _string(buf, pos + 9)
+                    self.metadata[name], _ = _map(buf, p)
+                pos = nxt
+        except (_Short, struct.error, UnicodeDecodeError):
+            pass  # a cut file: what was read is all there is
+        finally:
+            del buf
+        return dict(self.metadata)
+
     def messages(
         self, kinds: set[MessageType] | None = None
     ) -> Iterator[tuple[Channel, RawMessage, Message]]:
@@ -309,6 +332,12 @@ class DriveReader:
                 self._warn(f"{ch.topic}: message {raw.sequence} skipped: {exc}")
                 continue
             yield ch, raw, msg
+
+
+def drive_metadata(path: str | Path) -> dict[str, dict[str, str]]:
+    """The metadata records of a drive recording (see :meth:`DriveReader.read_metadata`)."""
+    with DriveReader(path) as reader:
+        return reader.read_metadata()
 
 
 def iter_drive(path: str | Path, kinds: set[MessageType] | None = None) -> Iterator[Message]:

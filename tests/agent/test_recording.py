@@ -28,7 +28,15 @@ from agent.bus.messages import (
     TimeSync,
 )
 from agent.errors import RecordingError
-from agent.recording import DriveReader, DriveWriter, drive_info, import_drive, iter_drive, replay
+from agent.recording import (
+    DriveReader,
+    DriveWriter,
+    drive_info,
+    drive_metadata,
+    import_drive,
+    iter_drive,
+    replay,
+)
 from sensors.simulator import simulate_drive, simulate_messages
 from tests._fixtures import fixture_file
 
@@ -161,6 +169,8 @@ def test_simulated_drive_reads_back_as_the_simulator_made_it(sim_drive: Path) ->
         "POWER_EVENT",
     }
     assert info["metadata"]["drive"]["lidar_model"] == "VLP-16"
+    meta = drive_metadata(sim_drive)
+    assert meta["drive"]["seed"] == "9" and meta["drive"]["lidar_mount_xyz_rpy"] == "0,0,1.9,0,0,0"
 
 
 # ---- files cut short ------------------------------------------------------------------------------
