@@ -60,7 +60,7 @@ def _synthetic_nmea(seconds: int) -> list[tuple[float, bytes]]:
 
 def build_stream(nmea: Path | None, seconds: int = SECONDS, seed: int = 1) -> tuple[bytes, list[bytes], int]:
     """(wire bytes, the encoded frames without delimiters, frame count) of ``seconds`` of MCU output."""
-    from firmware_bridge.records import GnssBytes, Heartbeat, ImuSample, Pps, Power, PowerReason, encode_frame
+    from firmware_bridge.records import GnssBytes, Heartbeat, ImuSample, Power, PowerReason, Pps, encode_frame
     from firmware_bridge.simulator import nmea_cycles
 
     cycles = nmea_cycles(nmea)[:seconds] if nmea is not None else _synthetic_nmea(seconds)
@@ -106,7 +106,7 @@ def _reference_decode(wire: bytes) -> int:
             continue
         if len(body) < 18 or unpack("<I", body, len(body) - 4)[0] != crc32c(body[:-4]):
             continue
-        version, typ, seq, length, tick = HEADER.unpack_from(body)
+        typ = HEADER.unpack_from(body)[1]
         RECORDS[MsgType(typ)].read(memoryview(body)[14:-4])
         n += 1
     return n
@@ -181,11 +181,11 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:
 
 
 def _pty_row(nmea: Path) -> Row:
+    import logging
+
     from firmware_bridge.bridge import Bridge
     from firmware_bridge.link import SerialLink
     from firmware_bridge.simulator import FirmwareSimulator
-
-    import logging
 
     quiet = logging.getLogger("firmware_bridge")
     level = quiet.level
@@ -205,7 +205,7 @@ def _pty_runs(nmea: Path, Bridge, SerialLink, FirmwareSimulator) -> Row:  # type
             bridge = Bridge(link, lambda m: None, stats_interval=1e9)
             t0 = time.perf_counter()
             sim.start()
-            bridge.run(until=lambda: sim.finished.is_set() and link.stats.bytes_in >= sim.bytes_written)
+            bridge.run(until=lambda sim=sim, link=link: sim.finished.is_set() and link.stats.bytes_in >= sim.bytes_written)
             best = min(best, time.perf_counter() - t0)
             frames = link.stats.frames_ok
             link.close()

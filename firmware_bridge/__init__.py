@@ -37,4 +37,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'firmware_bridge' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = ["Bridge", "BridgeConfig", "BridgeCore", "FirmwareSimulator", "FrameDecoder", "LinkStats", "SerialLink",
+           "SyncState", "TickClock"]

@@ -31,14 +31,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.bus.messages import BusMessage, ImuSample as BusImu, NmeaSentence, PowerEvent, PowerEventKind, TimeSync
+from agent.bus.messages import BusMessage, NmeaSentence, PowerEvent, PowerEventKind, TimeSync
+from agent.bus.messages import ImuSample as BusImu
 from firmware_bridge._config import BridgeConfig
 from firmware_bridge._nmea import LineAssembler, utc_second
 from firmware_bridge.errors import CommandRejected, CommandTimeout, FrameError, LinkError
 from firmware_bridge.link import ByteStream, SerialLink
 from firmware_bridge.records import (
-    TICK_HZ, Ack, AckStatus, Boot, CameraTriggered, Frame, GnssBytes, Heartbeat, ImuSample, MsgType, Pps, Power,
-    PowerReason, Record,
+    TICK_HZ,
+    Ack,
+    AckStatus,
+    Boot,
+    CameraTriggered,
+    Frame,
+    GnssBytes,
+    Heartbeat,
+    ImuSample,
+    Power,
+    PowerReason,
+    Pps,
+    Record,
 )
 from firmware_bridge.timesync import HostClock, SyncState, TickClock
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from firmware_bridge.errors import FrameCRCError, FrameError, LinkError
 from firmware_bridge.records import MAX_ENCODED, Boot, Frame, Record, decode_frame, encode_frame
@@ -228,7 +228,7 @@ class SerialLink:
                 pass
             self._stream = None
 
-    def __enter__(self) -> SerialLink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -41,12 +41,28 @@ import tty
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from firmware_bridge._nmea import checksum_ok
 from firmware_bridge.link import FrameDecoder
 from firmware_bridge.records import (
-    TICK_HZ, Ack, AckStatus, Boot, CameraTriggerCommand, CameraTriggered, Frame, GnssBytes, Heartbeat,
-    ImuSample, LedCommand, Pps, Power, PowerReason, Record, ResetReason, encode_frame,
+    TICK_HZ,
+    Ack,
+    AckStatus,
+    Boot,
+    CameraTriggerCommand,
+    CameraTriggered,
+    Frame,
+    GnssBytes,
+    Heartbeat,
+    ImuSample,
+    LedCommand,
+    Power,
+    PowerReason,
+    Pps,
+    Record,
+    ResetReason,
+    encode_frame,
 )
 
 FW_VERSION = (1, 4, 2)
@@ -232,7 +248,7 @@ class FirmwareSimulator:
                 pass
         self._master = self._slave = -1
 
-    def __enter__(self) -> FirmwareSimulator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -345,7 +361,7 @@ class FirmwareSimulator:
         except OSError as err:
             if not self._stop.is_set():
                 self.error = err
-        except BaseException as err:  # surfaced to tests through .error
+        except Exception as err:  # noqa: BLE001 - the thread has no caller: surfaced through .error
             self.error = err
         finally:
             self.finished.set()

@@ -110,7 +110,7 @@ def command(config_path: str | None, port: str | None, baud: int | None, bus_end
         serial_port = port
         reopen = None
         if reconnect and simulate is None and hasattr(stream, "in_waiting"):  # a port, not a capture file
-            reopen = lambda: _open_port(serial_port, baud)  # noqa: E731
+            reopen = lambda: _open_port(serial_port, baud)
         bridge = Bridge(link, sink, core=BridgeCore.from_config(bcfg, source=source), stats_interval=stats_interval,
                         on_stats=emit_stats, reopen=reopen)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,7 +119,7 @@ def command(config_path: str | None, port: str | None, baud: int | None, bus_end
         if sim is not None:
             sim.start()
             sim_ref = sim
-            until = lambda: sim_ref.finished.is_set() and link.stats.bytes_in >= sim_ref.bytes_written  # noqa: E731
+            until = lambda: sim_ref.finished.is_set() and link.stats.bytes_in >= sim_ref.bytes_written
         stats = bridge.run(duration=duration, until=until)
         if sim is not None and sim.error is not None:
             raise BridgeError(f"firmware simulator failed: {sim.error}")

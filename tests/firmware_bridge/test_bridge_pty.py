@@ -53,7 +53,7 @@ class Run:
     def _bridge_run(self) -> None:
         try:
             self.bridge.run(until=lambda: self.sim.finished.is_set() and self.link.stats.bytes_in >= self.sim.bytes_written)
-        except BaseException as err:  # re-raised in the test thread
+        except Exception as err:  # noqa: BLE001 - re-raised in the test thread
             self.error = err
 
     def start(self) -> Run:
@@ -261,7 +261,7 @@ def test_commands_are_acknowledged_over_the_pty() -> None:
         deadline = time.monotonic() + 2
         while not run.bridge.core.triggers and time.monotonic() < deadline:
             time.sleep(0.01)
-        trig, utc_ns = run.bridge.core.triggers[0]
+        trig, _utc_ns = run.bridge.core.triggers[0]
         assert trig.camera == 2 and trig.count == 1
         # The MCU heard three good frames from the host.
         assert [type(f.record).__name__ for f in sim.commands] == ["LedCommand", "CameraTriggerCommand",
@@ -310,9 +310,9 @@ def test_cli_bridge_process_publishes_on_ipc(tmp_path: Path) -> None:
 def test_cli_rejects_bad_usage() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     r = subprocess.run([*CLI, "bridge", "--port", "/dev/nonexistent-tty", "--bus",
-                        "ipc:///tmp/unused-bridge-test"], capture_output=True, text=True, env=env, timeout=60)
+                        "ipc:///tmp/unused-bridge-test"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("ERROR: cannot open serial port")
-    r = subprocess.run([*CLI, "bridge"], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run([*CLI, "bridge"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "ERROR: give exactly one of --port or --simulate" in r.stderr
 
 

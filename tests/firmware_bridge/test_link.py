@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from firmware_bridge.errors import FrameCRCError, FrameError
 from firmware_bridge.link import FrameDecoder
-from firmware_bridge.records import MAX_ENCODED, Boot, Frame, GnssBytes, ImuSample, Pps, ResetReason, encode_frame
+from firmware_bridge.records import (
+    MAX_ENCODED,
+    Boot,
+    Frame,
+    GnssBytes,
+    ImuSample,
+    Pps,
+    ResetReason,
+    encode_frame,
+)
 
 
 def _frames(n: int, seed: int = 1) -> list[tuple[object, int, int]]:
@@ -149,7 +158,7 @@ def test_joining_mid_frame_is_not_an_error() -> None:
 def test_runaway_bytes_without_delimiter_are_discarded() -> None:
     wires = _wires(_frames(4))
     noise = bytes(random.Random(5).randrange(1, 256) for _ in range(3 * MAX_ENCODED))
-    got, errors, dec = _decode(wires[0] + wires[1] + noise + wires[2] + wires[3], chunk=256)
+    got, _, dec = _decode(wires[0] + wires[1] + noise + wires[2] + wires[3], chunk=256)
     assert len(got) == 4  # wire 2's opening delimiter ends the noise: nothing sent is lost
     assert dec.stats.decode_errors >= 1 and dec.stats.bytes_discarded >= 3 * MAX_ENCODED
     assert len(dec._tail) <= MAX_ENCODED  # memory stays bounded
@@ -173,7 +182,7 @@ def test_random_corruption_never_yields_a_frame_that_was_not_sent(hits, seed, ch
     # (faults never touch a wire's first byte) protects it and can stand in for its closing one.
     last = len(frames) - 1
     whole = [i for i in range(len(frames)) if original[i] in wires[i] + (b"\x00" if i < last else b"")]
-    got, errors, dec = _decode(b"".join(wires), chunk=chunk)
+    got, _, dec = _decode(b"".join(wires), chunk=chunk)
     sent = [(r, s, t) for r, s, t in frames]
     assert [_key(f) for f in got] == [sent[i] for i in whole]
     assert dec.stats.frames_ok == len(got)

@@ -12,9 +12,29 @@ from hypothesis import strategies as st
 from firmware_bridge import _cobs
 from firmware_bridge.errors import FrameCRCError, FrameDecodeError
 from firmware_bridge.records import (
-    MAX_GNSS_CHUNK, PROTOCOL_VERSION, RECORDS, Ack, AckStatus, Boot, CameraTriggerCommand, CameraTriggered,
-    FrameHeader, GnssBytes, Heartbeat, ImuSample, LedCommand, LedMode, MsgType, Pps, Power, PowerReason,
-    ResetReason, decode_body, decode_frame, encode_frame, frame_body,
+    MAX_GNSS_CHUNK,
+    PROTOCOL_VERSION,
+    RECORDS,
+    Ack,
+    AckStatus,
+    Boot,
+    CameraTriggerCommand,
+    CameraTriggered,
+    FrameHeader,
+    GnssBytes,
+    Heartbeat,
+    ImuSample,
+    LedCommand,
+    LedMode,
+    MsgType,
+    Power,
+    PowerReason,
+    Pps,
+    ResetReason,
+    decode_body,
+    decode_frame,
+    encode_frame,
+    frame_body,
 )
 
 u8, u16, u32, u64 = (st.integers(0, 2**b - 1) for b in (8, 16, 32, 64))

@@ -14,7 +14,16 @@ from agent.config import load_config
 from firmware_bridge._config import BridgeConfig
 from firmware_bridge.bridge import Bridge, BridgeCore
 from firmware_bridge.link import SerialLink
-from firmware_bridge.records import Boot, GnssBytes, ImuSample, Pps, Power, PowerReason, ResetReason, encode_frame
+from firmware_bridge.records import (
+    Boot,
+    GnssBytes,
+    ImuSample,
+    Power,
+    PowerReason,
+    Pps,
+    ResetReason,
+    encode_frame,
+)
 
 RMC = b"$GPRMC,124022.00,A,4810.8509,N,01133.9095,E,008.5,171.1,010409,002.0,E,A*3B\r\n"
 GGA = b"$GPGGA,124022.00,4810.8509,N,01133.9095,E,1,04,23.9,-0704.5,M,0046.3,M,,*41\r\n"
@@ -68,7 +77,7 @@ def test_cli_replays_a_capture_file(tmp_path: Path) -> None:
     cap.write_bytes(_capture())
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     r = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", "bridge", "--port", str(cap), "--json"],
-                       capture_output=True, text=True, env=env, timeout=60)
+                       check=False, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["link"]["frames_ok"] == 32 and doc["published"]["TIME_SYNC"] == 2

@@ -50,7 +50,7 @@ def test_drift_and_jitter_mapped_within_bound(seed: int, drift_ppm: float, jitte
 
 
 def test_first_edges_use_nominal_rate_then_fit() -> None:
-    tick_of, true_utc = _mcu(50.0, T0 - 1)
+    tick_of, _ = _mcu(50.0, T0 - 1)
     clock = TickClock()
     assert clock.to_utc(123) is None and not clock.synced
     clock.on_pps(tick_of(T0))
