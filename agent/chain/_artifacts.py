@@ -86,5 +86,10 @@ def decode_revert(data: bytes | str | None) -> str:
         values = decode(types, body) if types else ()
     except Exception:  # noqa: BLE001 - a malformed body still names the error
         return sig
-    shown = ", ".join("0x" + v.hex() if isinstance(v, bytes) else str(v) for v in values)
+    from eth_utils import to_checksum_address
+
+    shown = ", ".join(
+        to_checksum_address(v) if t == "address" else "0x" + v.hex() if isinstance(v, bytes) else str(v)
+        for t, v in zip(types, values, strict=False)
+    )
     return f"{sig.split('(')[0]}({shown})"

@@ -7,6 +7,7 @@ the benchmark use both through the same client.
 
 from __future__ import annotations
 
+import ast
 import logging
 import random
 import time
@@ -55,7 +56,28 @@ def _revert_data(exc: ContractLogicError) -> str | None:
     return None
 
 
+def _revert_errors() -> tuple[type[BaseException], ...]:
+    """What a revert raises: web3's ContractLogicError, or eth-tester's TransactionFailed
+    (its provider does not convert custom errors; the raw bytes come as their repr)."""
+    try:
+        from eth_tester.exceptions import TransactionFailed
+    except ImportError:
+        return (ContractLogicError,)
+    return (ContractLogicError, TransactionFailed)
+
+
+REVERTS = _revert_errors()
+
+
 def _reason(exc: BaseException) -> str:
+    if not isinstance(exc, ContractLogicError) and isinstance(exc, REVERTS):
+        text = str(exc.args[0] if exc.args else exc).removeprefix("execution reverted: ")
+        if text.startswith(("b'", 'b"')):
+            try:
+                return decode_revert(ast.literal_eval(text))
+            except (ValueError, SyntaxError):
+                return text
+        return text or "reverted without data"
     if isinstance(exc, ContractLogicError):
         data = _revert_data(exc)
         if data and len(data) >= 10:
@@ -110,8 +132,35 @@ class ChainClient:
         label = what or getattr(fn, "fn_name", "call")
         try:
             return self.rpc(lambda: fn.call({"from": self.address}), label)
-        except ContractLogicError as exc:
-            raise ChainError(f"{label}: {_reason(exc)}") from None
+        except REVERTS as exc:
+            raise ChainError(f"{label}: {self._tester_reason(fn, {'value': 0}) or _reason(exc)}") from None
+
+    def _tester_reason(self, fn: Any, tx: dict[str, Any], block: Any = "latest") -> str | None:
+        """eth-tester's provider turns a custom error's bytes into text (it reads them as
+        Error(string)); ask the tester itself for the raw bytes and decode them properly."""
+        tester = getattr(self.w3.provider, "ethereum_tester", None)
+        if tester is None:
+            return None
+        from eth_tester.exceptions import TransactionFailed
+
+        try:
+            to = getattr(fn, "address", None)
+            data = fn.data_in_transaction if to is None else fn._encode_transaction_data()
+            call = {"from": self.address, "data": data, "value": tx.get("value", 0), "gas": 30_000_000}
+            if to is not None:
+                call["to"] = to
+            tester.call(call, block)
+        except TransactionFailed as exc:
+            raw = exc.args[0] if exc.args else None
+            if isinstance(raw, Exception) and raw.args:
+                raw = raw.args[0]
+            if isinstance(raw, str) and raw.startswith(("b'", 'b"')):
+                raw = ast.literal_eval(raw)  # py-evm hands the bytes over as their repr
+            if isinstance(raw, bytes):
+                return decode_revert(raw)
+        except Exception:  # noqa: BLE001 - best effort: the caller falls back to the provider's text
+            return None
+        return None
 
     def balance(self, address: str | None = None) -> int:
         return self.rpc(lambda: self.w3.eth.get_balance(address or self.address), "eth_getBalance")
@@ -138,8 +187,8 @@ class ChainClient:
         tx: dict[str, Any] = {"from": self.address, "value": value}
         try:
             gas = self.rpc(lambda: fn.estimate_gas(tx), f"estimate {action}")
-        except ContractLogicError as exc:
-            raise TransactionReverted(action, _reason(exc)) from None
+        except REVERTS as exc:
+            raise TransactionReverted(action, self._tester_reason(fn, tx) or _reason(exc)) from None
         except Web3RPCError as exc:
             if "insufficient funds" in str(exc).lower():
                 raise InsufficientFunds(self.address, value, self.balance()) from None
@@ -216,8 +265,8 @@ class ChainClient:
         reason = "reverted"
         try:
             fn.call({"from": self.address, "value": value}, block_identifier=rec["blockNumber"] - 1)
-        except ContractLogicError as exc:
-            reason = _reason(exc)
+        except REVERTS as exc:
+            reason = self._tester_reason(fn, {"value": value}, rec["blockNumber"] - 1) or _reason(exc)
         except Exception:  # noqa: BLE001 - the replay is best effort; the revert itself is certain
             pass
         raise TransactionReverted(action, reason, "0x" + bytes(rec["transactionHash"]).hex())
