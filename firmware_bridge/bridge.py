@@ -217,8 +217,10 @@ class Bridge:
 
     def __init__(self, link: SerialLink, sink: Any, *, core: BridgeCore | None = None,
                  stats_interval: float = 10.0, on_stats: Callable[[dict[str, Any]], None] | None = None,
-                 reopen: Callable[[], ByteStream] | None = None, reopen_interval: float = 1.0) -> None:
+                 reopen: Callable[[], ByteStream] | None = None, reopen_interval: float = 1.0,
+                 command_timeout: float = 1.0) -> None:
         self.link = link
+        self.command_timeout = command_timeout
         self.reopen = reopen
         self.reopen_interval = reopen_interval
         self._publish: Sink = sink.publish if hasattr(sink, "publish") else sink
@@ -311,11 +313,12 @@ class Bridge:
         waiting[1].append(ack)
         waiting[0].set()
 
-    def command(self, record: Record, timeout: float = 1.0) -> Ack:
+    def command(self, record: Record, timeout: float | None = None) -> Ack:
         """Send a command and wait for its acknowledgement (the reading loop must be running in
         another thread). Raises CommandTimeout, or CommandRejected on a NACK."""
         if int(record.TYPE) < 0x80:
             raise LinkError(f"{record.TYPE.name} is not a host → MCU command")
+        timeout = self.command_timeout if timeout is None else timeout
         event: threading.Event = threading.Event()
         box: list[Ack] = []
         with self._lock:

@@ -112,7 +112,7 @@ def command(config_path: str | None, port: str | None, baud: int | None, bus_end
         if reconnect and simulate is None and hasattr(stream, "in_waiting"):  # a port, not a capture file
             reopen = lambda: _open_port(serial_port, baud)
         bridge = Bridge(link, sink, core=BridgeCore.from_config(bcfg, source=source), stats_interval=stats_interval,
-                        on_stats=emit_stats, reopen=reopen)
+                        on_stats=emit_stats, reopen=reopen, command_timeout=bcfg.command_timeout_s)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: bridge.stop())
         until = None
