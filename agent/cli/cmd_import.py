@@ -20,7 +20,12 @@ from agent.cli._common import emit_json, json_option
     type=click.Path(dir_okay=False),
     help="Sensor metadata JSON (Ouster), stored in the drive's metadata.",
 )
-@click.option("--gnss", default=None, type=click.Path(dir_okay=False), help="NMEA 0183 log.")
+@click.option(
+    "--gnss",
+    default=None,
+    type=click.Path(),
+    help="GNSS log: NMEA 0183, GENIVI (with IMU), or a capture with Velodyne position packets.",
+)
 @click.option("--camera", default=None, type=click.Path(), help="A video file or a folder of images.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Drive MCAP to write.")
 @click.option(

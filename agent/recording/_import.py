@@ -1,5 +1,6 @@
 """Building a drive MCAP from foreign recordings: a LiDAR capture (pcap, pcapng or ROS 2
-bag), an NMEA log, and a video or a folder of images.
+bag), a GNSS log (NMEA, GENIVI with IMU, or a capture's Velodyne position packets), and a
+video or a folder of images.
 
 Clocks: LiDAR packets keep their capture times; NMEA sentences take the UTC of their fix
 epoch (date from RMC/ZDA); images take a time parsed from their name (nuScenes style
@@ -36,6 +37,7 @@ class ImportStats:
     lidar_packets: int = 0
     nmea_sentences: int = 0
     gnss_fixes: int = 0
+    imu_samples: int = 0
     camera_frames: int = 0
     offsets_s: dict[str, float] = field(default_factory=dict)
     start_utc_ns: int | None = None
@@ -47,6 +49,7 @@ class ImportStats:
             "lidar_packets": self.lidar_packets,
             "nmea_sentences": self.nmea_sentences,
             "gnss_fixes": self.gnss_fixes,
+            "imu_samples": self.imu_samples,
             "camera_frames": self.camera_frames,
             "offsets_s": dict(self.offsets_s),
             "start_utc_ns": self.start_utc_ns,
@@ -159,6 +162,44 @@ def _nmea_messages(path: str, source_id: str, stats: ImportStats) -> list[Messag
             stats.gnss_fixes += 1
         out.append(it)
     return out  # file order: a log whose clock steps back keeps its order (and its stamps)
+
+
+def _gnss_messages(spec: str, source_id: str, stats: ImportStats) -> list[Message]:
+    """GNSS (and IMU) messages from a log: an NMEA file, a GENIVI log (fixes and IMU
+    samples), or a capture whose Velodyne position packets carry ``$GPRMC``."""
+    from sensors.errors import SensorError
+    from sensors.gnss import GeniviLogSource, VelodynePositionSource, gnss_source_kind
+
+    try:
+        kind = gnss_source_kind(spec)
+    except SensorError as exc:
+        raise RecordingError(f"GNSS log {exc}") from None
+    if kind == "nmea-file":
+        return _nmea_messages(spec, source_id, stats)
+    try:
+        if kind == "genivi":
+            items = list(GeniviLogSource(spec, source_id=source_id, imu_source_id="imu0"))
+        elif kind == "velodyne":
+            from sensors.packets import open_packet_source
+
+            with VelodynePositionSource(open_packet_source(spec, {8308}), source_id=source_id) as src:
+                items = list(src)
+        else:
+            raise RecordingError(
+                f"GNSS log {spec}: a live source ({kind}); record it with 'edge-agent record'"
+            )
+    except SensorError as exc:
+        raise RecordingError(f"GNSS log {exc}") from None
+    for it in items:
+        if isinstance(it, NmeaSentence):
+            stats.nmea_sentences += 1
+        elif isinstance(it, GnssFix):
+            stats.gnss_fixes += 1
+        else:
+            stats.imu_samples += 1
+    if not items:
+        raise RecordingError(f"GNSS log {spec}: no GNSS messages in it")
+    return items  # type: ignore[return-value]
 
 
 def _image_stamp(name: str) -> int | None:
@@ -321,7 +362,7 @@ def import_drive(
             stats.warnings.append(f"{lidar}: no packets")
         else:
             lidar_first = first.utc_ns
-    gnss_msgs = _nmea_messages(gnss, gnss_id, stats) if gnss else None
+    gnss_msgs = _gnss_messages(gnss, gnss_id, stats) if gnss else None
     gnss_first = min(m.utc_ns for m in gnss_msgs) if gnss_msgs else None
 
     def offset_ns(name: str, first: int | None, ref: int | None) -> int:

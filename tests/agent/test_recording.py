@@ -457,3 +457,17 @@ def test_import_ouster_keeps_its_metadata(tmp_path: Path) -> None:
     assert [(m.port, m.data) for m in got] == [(p.port, p.data) for p in packets]
     info = drive_info(out)
     assert [s["model"] for s in info["sensors"]] == ["Ouster (sensor metadata in the recording)"]
+
+
+def test_import_gnss_from_genivi_and_position_packets(tmp_path: Path) -> None:
+    genivi = fixture_file("gnss/genivi_rpi_regensburg_2016.log")
+    stats = import_drive(tmp_path / "g.mcap", gnss=str(genivi))
+    assert stats.gnss_fixes > 100 and stats.imu_samples > 1000
+    got = list(iter_drive(tmp_path / "g.mcap"))
+    assert {type(m) for m in got} == {GnssFix, ImuSample}
+    pcap = fixture_file("lidar/velodyne/hdl32e_with_gps.pcap")
+    stats = import_drive(tmp_path / "p.mcap", lidar=str(pcap), gnss=str(pcap))
+    got = list(iter_drive(tmp_path / "p.mcap"))
+    rmc = [m for m in got if isinstance(m, NmeaSentence)]
+    assert rmc and all(m.text.startswith("$GPRMC") for m in rmc)
+    assert stats.nmea_sentences == len(rmc)
