@@ -5,3 +5,26 @@ class PipelineError(Exception):
     """Base of the pipeline's errors (exit code 2 at the CLI)."""
 
     exit_code = 2
+
+
+class CodecError(PipelineError):
+    """Encoding or decoding failed: corrupt, truncated or unsupported encoded data, or input a
+    codec cannot take. ``codec`` names the codec (or ``""`` when the header was unreadable)."""
+
+    def __init__(self, message: str, codec: str = "") -> None:
+        super().__init__(message)
+        self.codec = codec
+
+
+class CodecIntegrityError(CodecError):
+    """The payload's CRC32 does not match its header: the data was corrupted or truncated."""
+
+    def __init__(self, codec: str, expected: int, actual: int) -> None:
+        super().__init__(f"{codec or 'codec'}: payload CRC32 mismatch (header says {expected:08x}, "
+                         f"payload has {actual:08x}): corrupt or truncated data", codec)
+        self.expected = expected
+        self.actual = actual
+
+
+class ChunkingError(PipelineError):
+    """Bad chunker input (mismatched array lengths, times going backwards beyond a closed window)."""
