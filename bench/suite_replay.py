@@ -88,7 +88,7 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:  # noqa
         tmp = tempfile.TemporaryDirectory(prefix="bench-replay-")
         path = str(Path(tmp.name) / "sim.mcap")
         t0 = time.perf_counter()
-        simulate_drive(path, duration=10.0, lidar="vlp16", seed=0, camera=True)
+        simulate_drive(out=path, duration=10.0, lidar="vlp16", seed=0, camera=True)
         rows.append(
             Row(
                 SUITE,

@@ -37,7 +37,7 @@ def command(out: str, duration: float, lidar: str, seed: int, camera: bool, as_j
     if not duration > 0:
         raise RecordingError(f"--duration must be positive, not {duration:g}")
     t0 = time.perf_counter()
-    simulate_drive(out, duration=duration, lidar=lidar, seed=seed, camera=camera)
+    simulate_drive(out=out, duration=duration, lidar=lidar, seed=seed, camera=camera)
     wall = time.perf_counter() - t0
     info = drive_info(out)
     counts = {c["bus_type"]: c["messages"] for c in info["channels"]}

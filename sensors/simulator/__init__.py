@@ -10,7 +10,7 @@ ignition on, its supply voltage once a second and ignition off. Same seed, same 
 - :class:`DriveSimulation`: the drive, its sensor streams (:meth:`DriveSimulation.events`)
   and the ground truth (scene surfaces, poses at any time).
 - :func:`simulate_messages`: the drive as bus messages (``agent.bus.messages`` types).
-- :func:`simulate_drive`: the drive written to a drive MCAP.
+- :func:`simulate_drive`: the drive written to a drive MCAP (or, without ``out``, its messages).
 """
 
 from __future__ import annotations
@@ -36,14 +36,18 @@ def simulate_messages(
 
 
 def simulate_drive(
-    out: str | Path,
     duration: float = 20.0,
     lidar: str = "vlp16",
     seed: int = 0,
     camera: bool = True,
+    out: str | Path | None = None,
     **options: Any,
-) -> Path:
-    """Simulate a drive and write it to the drive MCAP ``out``; returns the path."""
+) -> Any:
+    """Simulate a drive: written to the drive MCAP ``out`` (returns its :class:`Path`), or,
+    without ``out``, the bus messages in time order (an iterator, as :func:`simulate_messages`).
+    ``options`` go to :class:`DriveSimulation` (``start_utc``, ``rpm``, ``lidar_noise_m``...)."""
+    if out is None:
+        return simulate_messages(duration=duration, lidar=lidar, seed=seed, camera=camera, **options)
     from agent.recording import DriveWriter
     from sensors.simulator._bus import bus_messages
 

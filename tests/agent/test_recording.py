@@ -148,7 +148,7 @@ def test_channels_are_what_foxglove_reads(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sim_drive(tmp_path_factory) -> Path:
-    return simulate_drive(tmp_path_factory.mktemp("sim") / "sim.mcap", duration=2.0, seed=9, camera=True)
+    return simulate_drive(out=tmp_path_factory.mktemp("sim") / "sim.mcap", duration=2.0, seed=9, camera=True)
 
 
 def test_simulated_drive_reads_back_as_the_simulator_made_it(sim_drive: Path) -> None:

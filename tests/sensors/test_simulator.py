@@ -190,9 +190,9 @@ def test_turning_drive_still_matches(vlp16: DriveSimulation) -> None:
 
 
 def test_same_seed_same_bytes(tmp_path) -> None:
-    a = simulate_drive(tmp_path / "a.mcap", duration=1.0, seed=5)
-    b = simulate_drive(tmp_path / "b.mcap", duration=1.0, seed=5)
-    c = simulate_drive(tmp_path / "c.mcap", duration=1.0, seed=6)
+    a = simulate_drive(out=tmp_path / "a.mcap", duration=1.0, seed=5)
+    b = simulate_drive(out=tmp_path / "b.mcap", duration=1.0, seed=5)
+    c = simulate_drive(out=tmp_path / "c.mcap", duration=1.0, seed=6)
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
 
@@ -290,3 +290,11 @@ def test_power_events_bracket_the_drive() -> None:
     ]
     assert msgs[0] is power[0] and msgs[-1] is power[-1]  # the session spans every sample
     assert [p.ignition for p in power] == [True, True, True, True, False]
+
+
+def test_simulate_drive_without_out_gives_the_messages() -> None:
+    from sensors.simulator import simulate_messages
+
+    a = [m.encode() for m in simulate_drive(0.2, "vlp32c", 1, camera=False)]
+    b = [m.encode() for m in simulate_messages(duration=0.2, lidar="vlp32c", seed=1, camera=False)]
+    assert a == b and len(a) > 300
