@@ -19,7 +19,8 @@ from agent.cli._common import emit_json, json_option
     "--bus",
     "endpoint",
     default=None,
-    help="Bus endpoint to publish on (binds it); default: the configuration's bus.endpoint.",
+    help="Bus endpoint to publish on (binds it), e.g. ipc:///tmp/edge-bus.sock for subscribers in other "
+    "processes; default: the configuration's bus.endpoint (inproc:// is seen only inside this process).",
 )
 @click.option(
     "--config",
