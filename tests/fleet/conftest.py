@@ -5,6 +5,7 @@ restarted broker keeps sessions and queued messages."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -62,7 +63,9 @@ class Broker:
         self.username = self.password = None
         self.certs: dict[str, Path] = {}
         self.proc: subprocess.Popen[bytes] | None = None
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true",
+        # run as whoever runs the tests (as root mosquitto would otherwise drop to user "mosquitto"
+        # and lose access to the test's directory)
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "persistence true",
                  f"persistence_location {self.dir}/", "autosave_interval 1",
                  f"log_dest file {self.dir}/mosquitto.log", "log_type all", "max_queued_messages 100000",
                  "max_inflight_messages 100"]
