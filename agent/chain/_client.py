@@ -131,7 +131,7 @@ class ChainClient:
         """A view call; a revert becomes :class:`ChainError` with the decoded reason."""
         label = what or getattr(fn, "fn_name", "call")
         try:
-            return self.rpc(lambda: fn.call({"from": self.address}), label)
+            return self.rpc(lambda: fn.call(), label)
         except REVERTS as exc:
             raise ChainError(f"{label}: {self._tester_reason(fn, {'value': 0}) or _reason(exc)}") from None
 
@@ -185,6 +185,11 @@ class ChainClient:
     def sign(self, fn: Any, action: str, value: int = 0, nonce: int | None = None) -> SignedTx:
         """Estimate (a revert is reported before anything is sent), price, check funds, sign."""
         tx: dict[str, Any] = {"from": self.address, "value": value}
+        fees = self.fees()
+        price = fees.get("maxFeePerGas", fees.get("gasPrice", 0))
+        have = self.balance()
+        if have < value + 21_000 * price:  # cannot pay even the cheapest tx: say so before estimating
+            raise InsufficientFunds(self.address, value + 21_000 * price, have)
         try:
             gas = self.rpc(lambda: fn.estimate_gas(tx), f"estimate {action}")
         except REVERTS as exc:
@@ -194,10 +199,8 @@ class ChainClient:
                 raise InsufficientFunds(self.address, value, self.balance()) from None
             raise ChainError(f"{action}: gas estimate failed: {exc}") from None
         tx["gas"] = int(gas * self.cfg.gas_limit_multiplier)
-        tx.update(self.fees())
-        price = tx.get("maxFeePerGas", tx.get("gasPrice", 0))
+        tx.update(fees)
         need = tx["gas"] * price + value
-        have = self.balance()
         if have < need:
             raise InsufficientFunds(self.address, need, have)
         if nonce is None:

@@ -93,33 +93,30 @@ class Minter:
         existing = self.token_id(ds)
         if existing:
             file_id = self.file_id(ds)
-            self._close_all(ds, {"token_id": existing})
+            self._close_all(ds, {"token_id": existing}, sent)
             return self._result(ds, file_id, existing, sent, already=True)
 
+        # Every step runs through _step even when the chain shows it done, so a pending
+        # outbox item of an interrupted run is found and closed.
+        self._step(ds, "addFile", lambda: self.registry.functions.addFile(ds.metadata_url, ds.root_hex),
+                   lambda: self.file_id(ds) != 0, sent)
         file_id = self.file_id(ds)
         if not file_id:
-            self._step(ds, "addFile", lambda: self.registry.functions.addFile(ds.metadata_url, ds.root_hex),
-                       lambda: self.file_id(ds) != 0, sent)
-            file_id = self.file_id(ds)
-            if not file_id:
-                raise ChainError(f"dataset {ds.dataset_id}: addFile mined but no file holds its hash")
+            raise ChainError(f"dataset {ds.dataset_id}: addFile mined but no file holds its hash")
         f = self.file(file_id)
         if f["ownerAddress"] != self.client.address:
             raise ChainError(f"dataset {ds.dataset_id}: file {file_id} is owned by {f['ownerAddress']}, "
                              f"not this device ({self.client.address})")
 
-        if f["proofsCount"] == 0:
-            proof_url = self.proof_url_template.format(metadata_url=ds.metadata_url, dataset_id=ds.dataset_id)
+        proof_url = self.proof_url_template.format(metadata_url=ds.metadata_url, dataset_id=ds.dataset_id)
 
-            def add_proof() -> Any:
-                proof = self.prover.prove(ds, file_id, f["url"], proof_url)
-                return self.registry.functions.addProof(file_id, proof.as_arg())
+        def add_proof() -> Any:
+            proof = self.prover.prove(ds, file_id, f["url"], proof_url)
+            return self.registry.functions.addProof(file_id, proof.as_arg())
 
-            self._step(ds, "addProof", add_proof, lambda: self.file(file_id)["proofsCount"] > 0, sent)
-
-        if not self.token_id(ds):
-            self._step(ds, "requestReward", lambda: self.registry.functions.requestReward(file_id, 1),
-                       lambda: self.token_id(ds) != 0, sent)
+        self._step(ds, "addProof", add_proof, lambda: self.file(file_id)["proofsCount"] > 0, sent)
+        self._step(ds, "requestReward", lambda: self.registry.functions.requestReward(file_id, 1),
+                   lambda: self.token_id(ds) != 0, sent)
         token_id = self.token_id(ds)
         if not token_id:
             raise ChainError(f"dataset {ds.dataset_id}: requestReward mined but no token holds its hash")
@@ -131,10 +128,12 @@ class Minter:
     def _key(self, ds: DatasetRef, step: str) -> str:
         return f"{self.client.chain_id}:{self.registry.address}:{ds.dataset_id}:{step}"
 
-    def _close_all(self, ds: DatasetRef, result: dict[str, Any]) -> None:
+    def _close_all(self, ds: DatasetRef, result: dict[str, Any], sent: dict[str, str]) -> None:
         for step in STEPS:
             item = self.outbox.get(TX_KIND, self._key(ds, step))
             if item is not None and item.state == "pending":
+                if "hash" in item.payload:
+                    sent[step] = item.payload["hash"]
                 self.outbox.done(item.id, {**result, "note": "found done on chain"})
 
     def _step(self, ds: DatasetRef, step: str, build: Callable[[], Any], done_on_chain: Callable[[], bool],
