@@ -108,5 +108,8 @@ def small_dataset(root: Path, signer=None, max_chunks: int = 4, nmea_fixes: int 
         store.ingest(spec)
     for spec in nmea_chunks(fixture_file(NMEA), nmea_fixes):
         store.ingest(spec)
+    # A tiny stream too (ignition events), so a test can flip every byte of a payload.
+    store.ingest(ChunkSpec("power/events", "vehicle-unit", 1, 2, b'{"ignition":"on","t":1}', codec="json",
+                           counts={"events": 1}))
     store.seal_dataset("explicit", session="drive-1")
     return store, store.dataset_dir("drive-1"), signer
