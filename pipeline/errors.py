@@ -28,3 +28,14 @@ class CodecIntegrityError(CodecError):
 
 class ChunkingError(PipelineError):
     """Bad chunker input (mismatched array lengths, times going backwards beyond a closed window)."""
+
+
+class NoPoseError(PipelineError):
+    """No trustworthy vehicle pose at ``time`` (UTC seconds): ``reason`` says why (no
+    fixes, fix lost or too poor, a gap, outside the fixes' time span, no heading yet)."""
+
+    def __init__(self, time: float, reason: str, count: int = 1) -> None:
+        self.time = time
+        self.reason = reason
+        self.count = count
+        super().__init__(f"no pose at t={time:.6f}: {reason}" + (f" ({count} points)" if count > 1 else ""))
