@@ -39,3 +39,19 @@ class NoPoseError(PipelineError):
         self.reason = reason
         self.count = count
         super().__init__(f"no pose at t={time:.6f}: {reason}" + (f" ({count} points)" if count > 1 else ""))
+
+
+class CameraProcessingError(PipelineError):
+    """A camera frame could not be processed (undecodable JPEG, bad image shape, EXIF that
+    cannot be written). ``camera_id`` and ``frame_index`` name the frame when known."""
+
+    def __init__(self, message: str, camera_id: str = "", frame_index: int = -1) -> None:
+        where = f"{camera_id}#{frame_index}: " if camera_id else ""
+        super().__init__(where + message)
+        self.camera_id = camera_id
+        self.frame_index = frame_index
+
+
+class RedactionError(CameraProcessingError):
+    """Privacy redaction is unavailable or failed (a detector model missing from the installed
+    OpenCV, an image it cannot take): frames are never passed on unredacted, so this stops them."""
