@@ -28,6 +28,7 @@ if [[ "$EXTRAS" == test ]]; then
   command -v mosquitto >/dev/null || need_apt+=(mosquitto)
   command -v gpsd >/dev/null || [[ -x /usr/sbin/gpsd ]] || need_apt+=(gpsd)  # GNSS source tests: real gpsd
   command -v gpsfake >/dev/null || need_apt+=(gpsd-clients)  # ... fed by gpsfake
+  command -v npm >/dev/null || need_apt+=(nodejs npm)  # chain tests: solcjs + ganache (npm ci in contracts/)
 fi
 if (( ${#need_apt[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
