@@ -1,0 +1,83 @@
+"""Filters from configuration: invalid returns, range, crop box, the vehicle body, outliers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.kernels.crop import body_mask, box_mask, range_mask, valid_mask
+from pipeline.kernels.outliers import statistical_outlier_mask
+
+
+class FilterConfig(BaseModel):
+    """Point filters applied before georeferencing (sensor/vehicle frames) and the voxel
+    size of the downsampled cloud."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_range_m: float = Field(0.5, ge=0, description="drop returns closer than this (sensor frame)")
+    max_range_m: float = Field(200.0, gt=0, description="drop returns further than this")
+    crop_box: tuple[float, float, float, float, float, float] | None = Field(
+        None, description="keep only points inside xmin,ymin,zmin,xmax,ymax,zmax (vehicle frame)")
+    body_box: tuple[float, float, float, float, float, float] | None = Field(
+        (-2.5, -1.1, 0.0, 2.5, 1.1, 1.85),
+        description="the vehicle's own body: points inside are dropped (vehicle frame)")
+    outlier_neighbors: int = Field(20, ge=1, description="k of the statistical outlier filter")
+    outlier_std_ratio: float = Field(2.0, gt=0)
+    outlier_enabled: bool = True
+    voxel_m: float = Field(0.05, ge=0, description="voxel size of the downsampled cloud (0 = none)")
+
+    @model_validator(mode="after")
+    def _check(self) -> FilterConfig:
+        if self.max_range_m <= self.min_range_m:
+            raise ValueError("max_range_m must exceed min_range_m")
+        for name in ("crop_box", "body_box"):
+            b = getattr(self, name)
+            if b is not None and not (b[0] < b[3] and b[1] < b[4] and b[2] < b[5]):
+                raise ValueError(f"{name}: each min must be below its max")
+        return self
+
+
+@dataclass
+class FilterResult:
+    """The keep-mask and how many points each stage removed (in order)."""
+
+    keep: np.ndarray
+    removed: dict[str, int] = field(default_factory=dict)
+
+
+def filter_points(xyz: np.ndarray, cfg: FilterConfig, rotation: np.ndarray | None = None,
+                  translation: np.ndarray | None = None) -> FilterResult:
+    """Apply the filters of ``cfg`` to sensor-frame points ``(N, 3)``; ``rotation`` and
+    ``translation`` (sensor → vehicle, default identity) place the boxes."""
+    xyz = np.ascontiguousarray(xyz)
+    rot = np.eye(3) if rotation is None else np.ascontiguousarray(rotation, dtype=np.float64)
+    tr = np.zeros(3) if translation is None else np.ascontiguousarray(translation, dtype=np.float64)
+    removed: dict[str, int] = {}
+    keep = valid_mask(xyz, 1e-6)
+    removed["invalid"] = int(len(keep) - keep.sum())
+
+    def stage(name: str, mask: np.ndarray) -> None:
+        nonlocal keep
+        before = int(keep.sum())
+        keep &= mask
+        removed[name] = before - int(keep.sum())
+
+    stage("range", range_mask(xyz, cfg.min_range_m, cfg.max_range_m))
+    if cfg.crop_box is not None or cfg.body_box is not None:
+        veh = np.ascontiguousarray(xyz.astype(np.float64) @ rot.T + tr)
+        if cfg.crop_box is not None:
+            b = np.asarray(cfg.crop_box, dtype=np.float64)
+            stage("crop", box_mask(veh, b[:3], b[3:], True))
+        if cfg.body_box is not None:
+            b = np.asarray(cfg.body_box, dtype=np.float64)
+            stage("body", body_mask(xyz, rot, tr, b[:3], b[3:]))
+    if cfg.outlier_enabled and keep.any():
+        idx = np.flatnonzero(keep)
+        inner = statistical_outlier_mask(xyz[idx], cfg.outlier_neighbors, cfg.outlier_std_ratio)
+        mask = np.zeros(len(keep), dtype=bool)
+        mask[idx[inner]] = True
+        stage("outliers", mask)
+    return FilterResult(keep, removed)
