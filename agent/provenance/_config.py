@@ -36,6 +36,10 @@ class StoreConfig(_Section):
     policy: Literal["stop", "evict"] = Field(
         "stop", description="stop: refuse new data; evict: drop the oldest uploaded and anchored datasets"
     )
+    reserve_bytes: int = Field(
+        1024 * 1024, ge=0, description="file kept in reserve, released when the file system fills so that "
+                                       "the store can still record what happened"
+    )
 
 
 class ProvenanceConfig(_Section):

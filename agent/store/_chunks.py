@@ -165,9 +165,15 @@ class ChunkStore:
             d.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = connect(db if db is not None else self.root / "store.db")
         self._lock = threading.RLock()
+        # Keep the WAL small: checkpoint every ~1 MiB and truncate it afterwards (small disks).
+        self._conn.execute("PRAGMA wal_autocheckpoint=256")
+        self._conn.execute("PRAGMA journal_size_limit=1048576")
         self._conn.executescript(_SCHEMA + _TRIGGERS)
         self.recovered: dict[str, int] = {}
+        self.reserve_path = self.root / "reserve.bin"
+        self._fs_full = False
         self.recover()
+        self._restore_reserve()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -208,6 +214,10 @@ class ChunkStore:
         with self._lock:
             stats = {"tmp_removed": 0, "orphan_chunk_files": 0, "orphan_flow_files": 0, "orphan_datasets": 0,
                      "seals_finished": 0, "evicted_files": 0, "missing_files": 0}
+            for name in os.listdir(self.root):  # e.g. a reserve file cut short
+                if is_tmp(name):
+                    os.unlink(self.root / name)
+                    stats["tmp_removed"] += 1
             for d in (self.chunks_dir, self.flows_dir, self.datasets_dir):
                 for dirpath, _dirs, names in os.walk(d):
                     for name in names:
@@ -298,6 +308,12 @@ class ChunkStore:
         return StoreFullError(reason, used, budget)
 
     def _ensure_room(self, need: int) -> None:
+        if self._fs_full and not self._restore_reserve():
+            self._bump("chunks_refused")
+            self._event("disk_full", {"what": "file system still full (reserve released)", "needed": need,
+                                      "policy": self.config.store.policy}, level=logging.WARNING)
+            raise StoreFullError("the file system is full (reserve released)", self.used_bytes(),
+                                 self.config.store.budget_bytes)
         budget = self.config.store.budget_bytes
         while self.used_bytes() + need > budget:
             if self.config.store.policy == "stop":
@@ -387,10 +403,29 @@ class ChunkStore:
                 raise self._io_failure(exc, "committing a chunk", len(spec.payload)) from None
             return chunk
 
+    def _restore_reserve(self) -> bool:
+        """(Re)create the reserve file; False when the file system has no room for it."""
+        size = self.config.store.reserve_bytes
+        if size == 0 or (self.reserve_path.exists() and self.reserve_path.stat().st_size == size):
+            self._fs_full = False
+            return True
+        try:
+            write_files_atomically([(self.reserve_path, bytes(size))])
+        except OSError:
+            remove_quietly(self.reserve_path)
+            return False
+        self._fs_full = False
+        return True
+
     def _io_failure(self, exc: Exception, what: str, need: int) -> StoreError:
         full = (isinstance(exc, OSError) and exc.errno == 28) or (
             isinstance(exc, sqlite3.Error) and "full" in str(exc).lower())
         if full:
+            # Release the reserve so that the counter and the event below can be written.
+            self._fs_full = True
+            released = remove_quietly(self.reserve_path)
+            if released:
+                log.warning("file system full: reserve of %d bytes released", self.config.store.reserve_bytes)
             self._bump("chunks_refused")
             self._event("disk_full", {"what": what, "error": str(exc), "needed": need,
                                       "policy": self.config.store.policy}, level=logging.WARNING)
@@ -643,12 +678,16 @@ class _Tx:
                 self.c.execute("COMMIT")
                 return
             except BaseException:
-                self.c.execute("ROLLBACK")
+                self._rollback()  # SQLite may have rolled back already (e.g. SQLITE_FULL)
                 raise
-        try:
-            self.c.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.c.in_transaction:
+            try:
+                self.c.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
 
 def sha256_file(path: Path) -> str:
