@@ -1,0 +1,312 @@
+"""Entropy coder kernels: static-model rANS with context-selected tables, plus a raw bit stream.
+
+Pure numba functions on arrays (no I/O), shared by both codecs.
+
+Values to code are non-negative integers ``u`` (signed residuals go through :func:`zigzag`).
+Each is split into a *token* (coded with rANS under a context the caller picks) and *extra
+bits* written raw to a separate bit stream:
+
+- ``u < 16``: token ``u``, no extra bits;
+- else, with ``e`` the index of the top bit (``e >= 4``): token ``16 + 2 (e - 4) + b`` where ``b``
+  is the bit below the top one, and the ``e - 1`` low bits go raw.
+
+So a token says the magnitude to within a factor of 1.5, the entropy coder models that, and the
+uniformly distributed low bits cost exactly what they are. Tables are per context, built from
+the chunk's own token counts (two passes: a static model per chunk, so decoding is one table
+look-up per token), normalised to 2**12, and stored in the payload as varints.
+
+rANS: 32-bit state, byte-wise renormalisation, L = 2**23 (as in ryg's ``rans_byte``). The
+encoder walks the tokens backwards and writes bytes from the end of its buffer; the decoder
+reads forwards. Every read is bounds-checked: corrupt input sets an error flag and decoding
+carries on with zeros, so a kernel never reads out of bounds, never loops forever, and the
+caller raises :class:`~pipeline.errors.CodecError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NTOK = 136  # tokens 0..133 used (u < 2**63)
+SCALE_BITS = 12
+SCALE = 1 << SCALE_BITS
+RANS_L = 1 << 23
+
+
+@njit(cache=True, inline="always")
+def zigzag(d):
+    """Signed → non-negative: 0, -1, 1, -2, ... → 0, 1, 2, 3, ..."""
+    return (d << 1) if d >= 0 else ((-d << 1) - 1)
+
+
+@njit(cache=True, inline="always")
+def unzigzag(u):
+    return (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
+
+
+@njit(cache=True, inline="always")
+def token_of(u):
+    """(token, number of extra bits, extra bits) of ``u >= 0``."""
+    if u < 16:
+        return u, 0, 0
+    e = 4
+    while (u >> (e + 1)) != 0:
+        e += 1
+    nb = e - 1
+    return 16 + 2 * (e - 4) + ((u >> nb) & 1), nb, u & ((np.int64(1) << nb) - 1)
+
+
+@njit(cache=True, inline="always")
+def extra_bits_of(tok):
+    if tok < 16:
+        return 0
+    return 3 + (tok - 16) // 2
+
+
+@njit(cache=True, inline="always")
+def value_of(tok, extra):
+    if tok < 16:
+        return np.int64(tok)
+    nb = 3 + (tok - 16) // 2
+    return ((np.int64(2) | ((tok - 16) & 1)) << nb) | extra
+
+
+# -- raw bit stream (LSB first) -------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def bits_put(buf, st, nbits, value):
+    """Append ``nbits`` (<= 62) low bits of ``value``. ``st`` = [acc, count, byte position]."""
+    while nbits > 0:
+        take = nbits if nbits <= 32 else 32
+        acc = st[0] | ((value & ((np.int64(1) << take) - 1)) << st[1])
+        cnt = st[1] + take
+        pos = st[2]
+        while cnt >= 8:
+            buf[pos] = acc & 0xFF
+            pos += 1
+            acc >>= 8
+            cnt -= 8
+        st[0] = acc
+        st[1] = cnt
+        st[2] = pos
+        value >>= take
+        nbits -= take
+
+
+@njit(cache=True, inline="always")
+def bits_flush(buf, st):
+    if st[1] > 0:
+        buf[st[2]] = st[0] & 0xFF
+        st[2] += 1
+        st[0] = 0
+        st[1] = 0
+    return st[2]
+
+
+@njit(cache=True, inline="always")
+def bits_get(buf, end, st, nbits):
+    """Read ``nbits`` (<= 62). ``st`` = [acc, count, byte position, error]. Past ``end``
+    reads zeros and sets the error flag."""
+    out = np.int64(0)
+    shift = 0
+    while nbits > 0:
+        take = nbits if nbits <= 32 else 32
+        acc = st[0]
+        cnt = st[1]
+        pos = st[2]
+        while cnt < take:
+            if pos < end:
+                acc |= np.int64(buf[pos]) << cnt
+                pos += 1
+            else:
+                st[3] = 1
+            cnt += 8
+        out |= (acc & ((np.int64(1) << take) - 1)) << shift
+        st[0] = acc >> take
+        st[1] = cnt - take
+        st[2] = pos
+        shift += take
+        nbits -= take
+    return out
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+@njit(cache=True)
+def build_freqs(sym, ctx, n, nctx):
+    """Token counts per context → frequencies summing to SCALE (each used token >= 1)."""
+    counts = np.zeros((nctx, NTOK), np.int64)
+    for i in range(n):
+        counts[ctx[i], sym[i]] += 1
+    freq = np.zeros((nctx, NTOK), np.int32)
+    for c in range(nctx):
+        total = 0
+        for s in range(NTOK):
+            total += counts[c, s]
+        if total == 0:
+            continue
+        acc = 0
+        best = 0
+        for s in range(NTOK):
+            k = counts[c, s]
+            if k > 0:
+                f = (k * SCALE) // total
+                if f < 1:
+                    f = 1
+                freq[c, s] = f
+                acc += f
+                if k > counts[c, best]:
+                    best = s
+        diff = SCALE - acc
+        if freq[c, best] + diff >= 1:
+            freq[c, best] += diff
+        else:  # many tiny symbols pushed the sum over: take from the largest ones
+            while diff < 0:
+                big = 0
+                for s in range(NTOK):
+                    if freq[c, s] > freq[c, big]:
+                        big = s
+                take = min(-diff, freq[c, big] - 1)
+                freq[c, big] -= take
+                diff += take
+    return freq
+
+
+@njit(cache=True)
+def write_freqs(freq, out, pos):
+    """Varint-serialise ``freq`` at ``out[pos:]``: per context the used length, then values."""
+    nctx = freq.shape[0]
+    for c in range(nctx):
+        m = 0
+        for s in range(NTOK):
+            if freq[c, s] != 0:
+                m = s + 1
+        out[pos] = m
+        pos += 1
+        for s in range(m):
+            v = freq[c, s]
+            while v >= 0x80:
+                out[pos] = (v & 0x7F) | 0x80
+                pos += 1
+                v >>= 7
+            out[pos] = v
+            pos += 1
+    return pos
+
+
+@njit(cache=True)
+def read_freqs(buf, pos, end, nctx):
+    """Inverse of :func:`write_freqs`; returns (freq, cum, lut, position, ok)."""
+    freq = np.zeros((nctx, NTOK), np.int32)
+    cum = np.zeros((nctx, NTOK + 1), np.int32)
+    lut = np.zeros((nctx, SCALE), np.uint8)
+    for c in range(nctx):
+        if pos >= end:
+            return freq, cum, lut, pos, False
+        m = buf[pos]
+        pos += 1
+        if m > NTOK:
+            return freq, cum, lut, pos, False
+        total = 0
+        for s in range(m):
+            v = 0
+            shift = 0
+            while True:
+                if pos >= end or shift > 14:
+                    return freq, cum, lut, pos, False
+                b = buf[pos]
+                pos += 1
+                v |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            freq[c, s] = v
+            total += v
+        if m > 0 and total != SCALE:
+            return freq, cum, lut, pos, False
+        for s in range(NTOK):
+            cum[c, s + 1] = cum[c, s] + freq[c, s]
+            for k in range(cum[c, s], cum[c, s + 1]):
+                lut[c, k] = s
+    return freq, cum, lut, pos, True
+
+
+@njit(cache=True)
+def cumulative(freq):
+    nctx = freq.shape[0]
+    cum = np.zeros((nctx, NTOK + 1), np.int32)
+    for c in range(nctx):
+        for s in range(NTOK):
+            cum[c, s + 1] = cum[c, s] + freq[c, s]
+    return cum
+
+
+# -- rANS ---------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def rans_encode(sym, ctx, n, freq, cum, out):
+    """Encode ``sym[:n]`` under their contexts into the end of ``out``; returns the start
+    index of the stream (it runs to ``len(out)``)."""
+    x = np.int64(RANS_L)
+    p = out.shape[0]
+    for i in range(n - 1, -1, -1):
+        c = ctx[i]
+        s = sym[i]
+        f = np.int64(freq[c, s])
+        x_max = ((RANS_L >> SCALE_BITS) << 8) * f
+        while x >= x_max:
+            p -= 1
+            out[p] = x & 0xFF
+            x >>= 8
+        x = ((x // f) << SCALE_BITS) + (x % f) + cum[c, s]
+    for k in range(4):
+        p -= 1
+        out[p] = (x >> (8 * k)) & 0xFF
+    return p
+
+
+@njit(cache=True, inline="always")
+def rans_init(buf, pos, end, st):
+    """``st`` = [state, position, error]."""
+    x = np.int64(0)
+    for _ in range(4):
+        b = 0
+        if pos < end:
+            b = buf[pos]
+        else:
+            st[2] = 1
+        x = (x << 8) | b
+        pos += 1
+    st[0] = x
+    st[1] = pos
+
+
+@njit(cache=True, inline="always")
+def rans_get(buf, end, st, c, freq, cum, lut):
+    x = st[0]
+    slot = x & (SCALE - 1)
+    s = np.int64(lut[c, slot])
+    f = freq[c, s]
+    if f == 0:  # a token the table never had: only corrupt input gets here
+        st[2] = 1
+        f = 1
+    x = f * (x >> SCALE_BITS) + slot - cum[c, s]
+    pos = st[1]
+    while x < RANS_L:
+        b = 0
+        if pos < end:
+            b = buf[pos]
+        else:
+            st[2] = 1
+            x = RANS_L  # stop: corrupt or truncated
+        x = (x << 8) | b
+        pos += 1
+    st[0] = x
+    st[1] = pos
+    return s
+
+
+@njit(cache=True, inline="always")
+def rans_done(st, end):
+    """True when the stream ended exactly as the encoder started it."""
+    return st[2] == 0 and st[0] == RANS_L and st[1] == end

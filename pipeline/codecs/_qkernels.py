@@ -1,0 +1,322 @@
+"""numba kernels of the quantized XYZ codec (pure functions on arrays).
+
+Scan-order predictor, for point ``i`` of ring ``r`` (ring 0 everywhere when the cloud has no
+rings): ``P1``, ``P2`` are the last two points of ring ``r``, all relative to the chunk's centre
+``c`` (the sensor position when known). The prediction rotates ``P1`` about the vertical
+through ``c`` by the angle from ``P2`` to ``P1`` (the firing step), so along a scan line of
+constant range the prediction is exact. The coordinate of larger magnitude (x or y) is coded
+first; its true value gives the range scale ``s = v / pred``, and the other horizontal
+coordinate and z are then predicted as ``pred * s`` (the point moves along its ray). Only
+IEEE-754 +, -, *, / and sqrt are used (correctly rounded everywhere), so encoder and decoder
+agree bit for bit on any platform; no transcendental functions.
+
+Contexts: the bucketed token of the same component at the previous point of the ring, and for
+the second and third components also the bucket of the first component's token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from pipeline.codecs._entropy import (
+    bits_get,
+    bits_put,
+    extra_bits_of,
+    rans_get,
+    rans_init,
+    token_of,
+    unzigzag,
+    value_of,
+    zigzag,
+)
+
+NB = 6  # context buckets
+C_FIRST = 0  # 3: first point of a ring
+C_A = 3  # NB
+C_B = C_A + NB  # NB * NB
+C_Z = C_B + NB * NB  # NB * NB
+C_RING = C_Z + NB * NB  # NB
+C_ATTR = C_RING + NB  # NB per attribute
+C_MORTON = 0  # Morton mode: NB contexts for key deltas, attributes after
+
+
+def n_contexts(n_attr: int) -> int:
+    return C_ATTR + NB * n_attr
+
+
+@njit(cache=True, inline="always")
+def bucket(tok):
+    if tok == 0:
+        return 0
+    if tok <= 2:
+        return 1
+    if tok <= 5:
+        return 2
+    if tok <= 10:
+        return 3
+    if tok <= 17:
+        return 4
+    return 5
+
+
+@njit(cache=True, inline="always")
+def _rnd(v):
+    return np.int64(math.floor(v + 0.5))
+
+
+@njit(cache=True, inline="always")
+def _put(u, c, k, sym, ctx, bbuf, bst):
+    tok, nb, ex = token_of(u)
+    sym[k] = tok
+    ctx[k] = c
+    if nb:
+        bits_put(bbuf, bst, nb, ex)
+    return tok
+
+
+@njit(cache=True, inline="always")
+def _get(c, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst):
+    tok = rans_get(rbuf, rend, rst, c, freq, cum, lut)
+    nb = extra_bits_of(tok)
+    ex = np.int64(0)
+    if nb:
+        ex = bits_get(bbuf, bend, bst, nb)
+    return tok, value_of(tok, ex)
+
+
+@njit(cache=True, inline="always")
+def _predict(px1, py1, pz1, px2, py2):
+    """Rotate (px1, py1) by the angle from (px2, py2) to it; returns float prediction."""
+    n12 = math.sqrt((px1 * px1 + py1 * py1) * (px2 * px2 + py2 * py2))
+    if n12 > 0.0:
+        wr = (px1 * px2 + py1 * py2) / n12
+        wi = (py1 * px2 - px1 * py2) / n12
+        return px1 * wr - py1 * wi, px1 * wi + py1 * wr, pz1
+    return px1, py1, pz1
+
+
+@njit(cache=True)
+def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst):
+    """Tokens of a cloud in scan order. ``q`` (n, 3) int64 quantized; ``ring`` (n,) int64 in
+    ``[0, nrings)``; ``attrs`` (n, A) int64 (integer values or float bit patterns). Returns the
+    number of tokens written to ``sym``/``ctx`` (extra bits go to ``bbuf`` via ``bst``)."""
+    n = q.shape[0]
+    na = attrs.shape[1]
+    last = np.full(nrings, -1, np.int64)
+    last2 = np.full(nrings, -1, np.int64)
+    ptok = np.zeros((nrings, 3 + na), np.int64)
+    cx, cy, cz = center[0], center[1], center[2]
+    k = 0
+    prev_ring = -1
+    ring_tok = 0
+    for i in range(n):
+        r = ring[i]
+        if nrings > 1:
+            d = r - prev_ring - 1
+            if prev_ring < 0:
+                d = r
+            ring_tok = _put(zigzag(d), C_RING + bucket(ring_tok), k, sym, ctx, bbuf, bst)
+            k += 1
+            prev_ring = r
+        j = last[r]
+        x = q[i, 0] - cx
+        y = q[i, 1] - cy
+        z = q[i, 2] - cz
+        if j < 0:
+            if i > 0:
+                x -= q[i - 1, 0] - cx
+                y -= q[i - 1, 1] - cy
+                z -= q[i - 1, 2] - cz
+            _put(zigzag(x), C_FIRST, k, sym, ctx, bbuf, bst)
+            _put(zigzag(y), C_FIRST + 1, k + 1, sym, ctx, bbuf, bst)
+            _put(zigzag(z), C_FIRST + 2, k + 2, sym, ctx, bbuf, bst)
+            k += 3
+        else:
+            x1 = np.float64(q[j, 0] - cx)
+            y1 = np.float64(q[j, 1] - cy)
+            z1 = np.float64(q[j, 2] - cz)
+            jj = last2[r]
+            if jj >= 0:
+                px, py, pz = _predict(x1, y1, z1, np.float64(q[jj, 0] - cx), np.float64(q[jj, 1] - cy))
+            else:
+                px, py, pz = x1, y1, z1
+            if abs(px) >= abs(py):
+                va, pa, vb, pb = x, px, y, py
+            else:
+                va, pa, vb, pb = y, py, x, px
+            s = 1.0
+            if abs(pa) >= 1.0:
+                s = va / pa
+                if s < 0.25:
+                    s = 0.25
+                elif s > 4.0:
+                    s = 4.0
+            ta = _put(zigzag(va - _rnd(pa)), C_A + bucket(ptok[r, 0]), k, sym, ctx, bbuf, bst)
+            ba = bucket(ta) * NB
+            tb = _put(zigzag(vb - _rnd(pb * s)), C_B + ba + bucket(ptok[r, 1]), k + 1, sym, ctx, bbuf, bst)
+            tz = _put(zigzag(z - _rnd(pz * s)), C_Z + ba + bucket(ptok[r, 2]), k + 2, sym, ctx, bbuf, bst)
+            ptok[r, 0] = ta
+            ptok[r, 1] = tb
+            ptok[r, 2] = tz
+            k += 3
+        for a in range(na):
+            pv = attrs[j, a] if j >= 0 else (attrs[i - 1, a] if i > 0 else 0)
+            t = _put(zigzag(attrs[i, a] - pv), C_ATTR + NB * a + bucket(ptok[r, 3 + a]), k, sym, ctx, bbuf, bst)
+            ptok[r, 3 + a] = t
+            k += 1
+        last2[r] = j
+        last[r] = i
+    return k
+
+
+@njit(cache=True)
+def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, ring, attrs):
+    """Inverse of :func:`scan_encode`; returns an error code (0 = ok)."""
+    rst = np.zeros(3, np.int64)
+    bst = np.zeros(4, np.int64)
+    rans_init(rbuf, rstart, rend, rst)
+    last = np.full(nrings, -1, np.int64)
+    last2 = np.full(nrings, -1, np.int64)
+    ptok = np.zeros((nrings, 3 + na), np.int64)
+    cx, cy, cz = center[0], center[1], center[2]
+    prev_ring = -1
+    ring_tok = 0
+    for i in range(n):
+        r = 0
+        if nrings > 1:
+            ring_tok, u = _get(C_RING + bucket(ring_tok), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            r = unzigzag(u) + (prev_ring + 1 if prev_ring >= 0 else 0)
+            if r < 0 or r >= nrings:
+                return 2
+            prev_ring = r
+        ring[i] = r
+        j = last[r]
+        if j < 0:
+            _, ux = _get(C_FIRST, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            _, uy = _get(C_FIRST + 1, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            _, uz = _get(C_FIRST + 2, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            x, y, z = unzigzag(ux), unzigzag(uy), unzigzag(uz)
+            if i > 0:
+                x += q[i - 1, 0] - cx
+                y += q[i - 1, 1] - cy
+                z += q[i - 1, 2] - cz
+        else:
+            x1 = np.float64(q[j, 0] - cx)
+            y1 = np.float64(q[j, 1] - cy)
+            z1 = np.float64(q[j, 2] - cz)
+            jj = last2[r]
+            if jj >= 0:
+                px, py, pz = _predict(x1, y1, z1, np.float64(q[jj, 0] - cx), np.float64(q[jj, 1] - cy))
+            else:
+                px, py, pz = x1, y1, z1
+            swap = abs(px) < abs(py)
+            pa, pb = (py, px) if swap else (px, py)
+            ta, ua = _get(C_A + bucket(ptok[r, 0]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            va = unzigzag(ua) + _rnd(pa)
+            s = 1.0
+            if abs(pa) >= 1.0:
+                s = va / pa
+                if s < 0.25:
+                    s = 0.25
+                elif s > 4.0:
+                    s = 4.0
+            ba = bucket(ta) * NB
+            tb, ub = _get(C_B + ba + bucket(ptok[r, 1]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            tz, uz = _get(C_Z + ba + bucket(ptok[r, 2]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            vb = unzigzag(ub) + _rnd(pb * s)
+            z = unzigzag(uz) + _rnd(pz * s)
+            x, y = (vb, va) if swap else (va, vb)
+            ptok[r, 0] = ta
+            ptok[r, 1] = tb
+            ptok[r, 2] = tz
+        q[i, 0] = x + cx
+        q[i, 1] = y + cy
+        q[i, 2] = z + cz
+        for a in range(na):
+            pv = attrs[j, a] if j >= 0 else (attrs[i - 1, a] if i > 0 else 0)
+            t, u = _get(C_ATTR + NB * a + bucket(ptok[r, 3 + a]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            attrs[i, a] = pv + unzigzag(u)
+            ptok[r, 3 + a] = t
+        last2[r] = j
+        last[r] = i
+        if rst[2] or bst[3]:
+            return 1
+    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
+        return 1
+    return 0
+
+
+@njit(cache=True)
+def morton_keys(q, lo):
+    """Interleave the 21 low bits of ``q - lo`` per axis (x lowest)."""
+    n = q.shape[0]
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        key = np.int64(0)
+        a = q[i, 0] - lo[0]
+        b = q[i, 1] - lo[1]
+        c = q[i, 2] - lo[2]
+        for bit in range(21):
+            key |= ((a >> bit) & 1) << (3 * bit)
+            key |= ((b >> bit) & 1) << (3 * bit + 1)
+            key |= ((c >> bit) & 1) << (3 * bit + 2)
+        out[i] = key
+    return out
+
+
+@njit(cache=True)
+def morton_encode(keys, attrs, sym, ctx, bbuf, bst):
+    """Tokens of sorted Morton keys (deltas) and attributes (delta to the previous point)."""
+    n = keys.shape[0]
+    na = attrs.shape[1]
+    k = 0
+    prev = np.int64(0)
+    ptok = np.zeros(1 + na, np.int64)
+    for i in range(n):
+        t = _put(keys[i] - prev, C_MORTON + bucket(ptok[0]), k, sym, ctx, bbuf, bst)
+        ptok[0] = t
+        prev = keys[i]
+        k += 1
+        for a in range(na):
+            pv = attrs[i - 1, a] if i > 0 else 0
+            t = _put(zigzag(attrs[i, a] - pv), NB * (1 + a) + bucket(ptok[1 + a]), k, sym, ctx, bbuf, bst)
+            ptok[1 + a] = t
+            k += 1
+    return k
+
+
+@njit(cache=True)
+def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, attrs):
+    rst = np.zeros(3, np.int64)
+    bst = np.zeros(4, np.int64)
+    rans_init(rbuf, rstart, rend, rst)
+    prev = np.int64(0)
+    ptok = np.zeros(1 + na, np.int64)
+    for i in range(n):
+        t, u = _get(C_MORTON + bucket(ptok[0]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+        ptok[0] = t
+        key = prev + u
+        prev = key
+        a = np.int64(0)
+        b = np.int64(0)
+        c = np.int64(0)
+        for bit in range(21):
+            a |= ((key >> (3 * bit)) & 1) << bit
+            b |= ((key >> (3 * bit + 1)) & 1) << bit
+            c |= ((key >> (3 * bit + 2)) & 1) << bit
+        q[i, 0] = a + lo[0]
+        q[i, 1] = b + lo[1]
+        q[i, 2] = c + lo[2]
+        for j in range(na):
+            pv = attrs[i - 1, j] if i > 0 else 0
+            t, u = _get(NB * (1 + j) + bucket(ptok[1 + j]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            attrs[i, j] = pv + unzigzag(u)
+            ptok[1 + j] = t
+        if rst[2] or bst[3]:
+            return 1
+    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
+        return 1
+    return 0

@@ -1,0 +1,378 @@
+"""Quantized XYZ codec for (georeferenced) point clouds, with attributes carried along.
+
+Coordinates are rounded to a grid of ``step`` metres: ``q = floor(v / step + 0.5)``, so every
+decoded coordinate ``q * step`` is within ``step / 2`` of the input (1 cm step: 5 mm maximum
+error; plus the float64 rounding of the product, under a nanometre at planetary
+coordinates). Decoding gives the quantized points exactly.
+
+Two point orders, chosen per chunk (``order="auto"``):
+
+- **scan** (input order kept): a scan-structure predictor (see :mod:`pipeline.codecs._qkernels`)
+  from the previous points of the same ring: rotation by the firing step, then the range scale.
+  The ``ring`` attribute, when given, picks the scan line; with no ring, one line.
+- **ring** (points sorted by ring, then azimuth about the centre): the same predictor after
+  re-sorting, for clouds that have rings but lost their order (e.g. shuffled).
+- **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
+  cloud. For clouds without structure.
+
+``auto`` encodes in scan order and tries the others only when that costs more than
+``try_other_above_bits`` bits per point (a scan-ordered LiDAR sweep never gets there), keeping
+the smallest. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
+gives the input index of each decoded point when ``keep_order`` is set (costs about
+log2(n) bits per point; otherwise it is ``None`` and ``order`` says which order it is).
+
+Attributes: integer arrays, or float arrays (kept exactly: integral floats as integers,
+others by their IEEE bit patterns), each predicted from the previous point of the same ring.
+An attribute whose value range exceeds 2**61 is stored zstd-compressed instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.codecs import _container as C
+from pipeline.codecs import _entropy as E
+from pipeline.codecs import _qkernels as K
+from pipeline.errors import CodecError
+
+NAME = "quantized"
+MODES = {"scan": 0, "ring": 1, "morton": 2}
+MODE_NAMES = {v: k for k, v in MODES.items()}
+_META = struct.Struct("<dBHB3q3qII")
+_MAX_Q = 1 << 40  # |coordinate / step| bound: keeps every predictor term far from int64 limits
+_MAX_RINGS = 4096
+
+
+@dataclass
+class QuantizedCloud:
+    """A decoded cloud: integer grid coordinates and attributes, in ``order``."""
+
+    q: np.ndarray  # (n, 3) int64, coordinate = q * step
+    step: float
+    attrs: dict[str, np.ndarray] = field(default_factory=dict)
+    order: str = "scan"  # scan (input order), ring, morton
+    permutation: np.ndarray | None = None  # decoded point k was input point permutation[k]
+
+    @property
+    def xyz(self) -> np.ndarray:
+        return self.q.astype(np.float64) * self.step
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+
+def quantize(xyz: np.ndarray, step: float) -> np.ndarray:
+    """``floor(v / step + 0.5)`` as int64 (the codec's grid)."""
+    pts = np.asarray(xyz, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise CodecError(f"{NAME}: xyz must be (n, 3), got {pts.shape}", NAME)
+    if not np.isfinite(pts).all():
+        raise CodecError(f"{NAME}: xyz holds NaN or infinite values", NAME)
+    g = np.floor(pts / step + 0.5)
+    if len(g) and np.abs(g).max() >= _MAX_Q:
+        raise CodecError(f"{NAME}: coordinates too large for step {step} (|v / step| must stay below 2**40)",
+                         NAME)
+    return g.astype(np.int64)
+
+
+def _attr_columns(attrs: Mapping[str, np.ndarray], n: int) -> tuple[list[dict], np.ndarray, list[np.ndarray]]:
+    """Descriptors, the (n, A) int64 matrix of coded attributes, and the raw (zstd) ones."""
+    descs: list[dict] = []
+    cols: list[np.ndarray] = []
+    raw: list[np.ndarray] = []
+    for name, arr in attrs.items():
+        a = np.ascontiguousarray(np.asarray(arr))
+        if a.shape != (n,):
+            raise CodecError(f"{NAME}: attribute {name!r} has shape {a.shape}, expected ({n},)", NAME)
+        dt = a.dtype
+        if dt.kind in "iub" and dt.itemsize <= 8:
+            if dt == np.uint64 and len(a) and int(a.max()) >= 1 << 63:
+                v = a.view(np.int64)
+            else:
+                v = a.astype(np.int64)
+            kind = "int"
+        elif dt.kind == "f" and dt.itemsize in (4, 8):
+            integral = len(a) == 0 or (np.isfinite(a).all() and np.abs(a).max() < 2**52
+                                       and bool((a == np.round(a)).all()) and not np.signbit(a[a == 0]).any())
+            if integral:
+                v, kind = a.astype(np.int64), "intf"
+            else:
+                v = (a.view(np.int32) if dt.itemsize == 4 else a.view(np.int64)).astype(np.int64)
+                kind = "bits"
+        else:
+            raise CodecError(f"{NAME}: attribute {name!r} has unsupported dtype {dt}", NAME)
+        if len(v) and int(v.max()) - int(v.min()) >= 1 << 61:
+            descs.append({"name": name, "dtype": dt.str, "kind": "raw"})
+            raw.append(a)
+            continue
+        descs.append({"name": name, "dtype": dt.str, "kind": kind})
+        cols.append(v)
+    mat = np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.int64)
+    return descs, np.ascontiguousarray(mat), raw
+
+
+def _attr_arrays(descs: list[dict], mat: np.ndarray, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    ci = ri = 0
+    for d in descs:
+        dt = np.dtype(d["dtype"])
+        if d["kind"] == "raw":
+            out[d["name"]] = raw[ri]
+            ri += 1
+            continue
+        v = mat[:, ci]
+        ci += 1
+        if d["kind"] == "bits":
+            out[d["name"]] = (v.astype(np.int32) if dt.itemsize == 4 else v).view(dt).copy()
+        elif dt == np.uint64:
+            out[d["name"]] = v.view(np.uint64).copy()
+        else:
+            out[d["name"]] = v.astype(dt)
+    return out
+
+
+def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
+    """Tables and rANS stream of ``sym[:k]``."""
+    freq = E.build_freqs(sym, ctx, k, nctx)
+    tab = np.empty(nctx * (E.NTOK * 2 + 1), np.uint8)
+    tlen = E.write_freqs(freq, tab, 0)
+    out = np.empty(2 * k + 16, np.uint8)
+    start = E.rans_encode(sym, ctx, k, freq, E.cumulative(freq), out)
+    return tab[:tlen].tobytes(), out[start:].tobytes()
+
+
+class QuantizedCodec:
+    """Quantized XYZ + attributes. ``step`` metres (max error ``step / 2``); ``order``:
+    ``auto``, ``scan``, ``ring`` or ``morton``; ``keep_order`` stores the permutation of a
+    reordered cloud; ``center``: the sensor position in the cloud's frame (default: per chunk,
+    the median point)."""
+
+    name = NAME
+
+    def __init__(self, step: float = 0.01, order: str = "auto", try_other_above_bits: float = 14.0,
+                 keep_order: bool = False, zstd_level: int = 3) -> None:
+        if not (step > 0 and math.isfinite(step)):
+            raise CodecError(f"{NAME}: step must be a positive number of metres, got {step}", NAME)
+        if order not in ("auto", *MODES):
+            raise CodecError(f"{NAME}: order must be auto, scan, ring or morton, got {order!r}", NAME)
+        self.step = float(step)
+        self.order = order
+        self.try_other_above_bits = float(try_other_above_bits)
+        self.keep_order = keep_order
+        self.zstd_level = zstd_level
+        self.last_mode = ""
+
+    @property
+    def max_error(self) -> float:
+        """Largest coordinate error, metres (half the step)."""
+        return self.step / 2
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def encode(self, xyz: np.ndarray, attrs: Mapping[str, np.ndarray] | None = None,
+               center: np.ndarray | None = None) -> bytes:
+        """Encode ``xyz`` (n, 3) metres with ``attrs`` (name → (n,) array; ``ring`` drives the
+        scan predictor). Returns the framed blob."""
+        q = quantize(xyz, self.step)
+        n = len(q)
+        attrs = dict(attrs or {})
+        ring_arr = attrs.pop("ring", None)
+        ring, nrings, ring_dtype = self._rings(ring_arr, n)
+        descs, mat, raw = _attr_columns(attrs, n)
+        if center is None:
+            c = self._center(q)
+        else:
+            c = quantize(np.asarray(center, dtype=np.float64).reshape(1, 3), self.step)[0]
+        modes = [self.order] if self.order != "auto" else (["scan", "ring"] if nrings > 1 else ["scan"])
+        best: tuple[int, bytes, np.ndarray | None] | None = None
+        tried: set[str] = set()
+        while modes:
+            mode = modes.pop(0)
+            tried.add(mode)
+            got = self._encode_mode(mode, q, ring, nrings, c, mat, raw, descs, ring_dtype)
+            if got is not None and (best is None or len(got[0]) < len(best[1])):
+                best = (MODES[mode], got[0], got[1])
+            if self.order == "auto" and not modes and best is not None:
+                bits = len(best[1]) * 8 / max(n, 1)
+                if bits > self.try_other_above_bits:
+                    modes = [m for m in (("ring", "morton") if nrings > 1 else ("morton",)) if m not in tried]
+        if best is None:
+            raise CodecError(f"{NAME}: no point order can encode this cloud (extent too large for Morton "
+                             "keys and order forced)", NAME)
+        self.last_mode = MODE_NAMES[best[0]]
+        return C.pack(NAME, best[0], n, len(descs), best[1])
+
+    @staticmethod
+    def _center(q: np.ndarray) -> np.ndarray:
+        """The origin when it lies inside the cloud's box (a cloud in its sensor's frame), else
+        the median point (a georeferenced cloud: pass the sensor position instead when known)."""
+        if not len(q):
+            return np.zeros(3, np.int64)
+        lo, hi = q.min(axis=0), q.max(axis=0)
+        if (lo <= 0).all() and (hi >= 0).all():
+            return np.zeros(3, np.int64)
+        return np.median(q[:: max(1, len(q) // 4096)], axis=0).astype(np.int64)
+
+    def _rings(self, ring_arr: np.ndarray | None, n: int) -> tuple[np.ndarray, int, str]:
+        if ring_arr is None:
+            return np.zeros(n, np.int64), 1, ""
+        r = np.asarray(ring_arr)
+        if r.shape != (n,):
+            raise CodecError(f"{NAME}: ring has shape {r.shape}, expected ({n},)", NAME)
+        ri = r.astype(np.int64)
+        if n and (ri.min() < 0 or ri.max() >= _MAX_RINGS or not (ri == r).all()):
+            raise CodecError(f"{NAME}: ring values must be integers in [0, {_MAX_RINGS})", NAME)
+        return np.ascontiguousarray(ri), (int(ri.max()) + 1 if n else 1), r.dtype.str
+
+    def _encode_mode(self, mode: str, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray,
+                     mat: np.ndarray, raw: list[np.ndarray], descs: list[dict],
+                     ring_dtype: str) -> tuple[bytes, np.ndarray | None] | None:
+        import zstandard
+
+        n = len(q)
+        na = mat.shape[1]
+        perm: np.ndarray | None = None
+        lo = q.min(axis=0) if n else np.zeros(3, np.int64)
+        if mode == "ring":
+            if nrings <= 1:
+                return None
+            az = np.arctan2((q[:, 1] - c[1]).astype(np.float64), (q[:, 0] - c[0]).astype(np.float64))
+            perm = np.lexsort((az, ring))
+        elif mode == "morton":
+            if n and int((q.max(axis=0) - lo).max()) >= 1 << 21:
+                return None
+            keys = K.morton_keys(q, lo)
+            perm = np.argsort(keys, kind="stable")
+            keys = keys[perm]
+        if perm is not None:
+            q, ring, mat = q[perm], ring[perm], np.ascontiguousarray(mat[perm])
+            raw = [a[perm] for a in raw]
+        per_point = 4 + na
+        sym = np.empty(n * per_point + 1, np.uint8)
+        ctx = np.empty(n * per_point + 1, np.int32)
+        bbuf = np.empty(n * per_point * 8 + 16, np.uint8)
+        bst = np.zeros(3, np.int64)
+        if mode == "morton":
+            if nrings > 1:  # the ring rides along as the first attribute
+                mat = np.ascontiguousarray(np.concatenate([ring[:, None], mat], axis=1))
+            k = K.morton_encode(keys, mat, sym, ctx, bbuf, bst)
+            nctx = K.NB * (1 + mat.shape[1])
+        else:
+            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst)
+            nctx = K.n_contexts(na)
+        blen = E.bits_flush(bbuf, bst)
+        tables, stream = _entropy_code(sym, ctx, k, nctx)
+        meta = _META.pack(self.step, MODES[mode], nrings, na, *c.tolist(), *lo.tolist(), len(stream), blen)
+        zc = zstandard.ZstdCompressor(level=self.zstd_level)
+        info = json.dumps({"attrs": descs, "ring": ring_dtype}, separators=(",", ":")).encode()
+        raw_b = zc.compress(b"".join(a.tobytes() for a in raw)) if raw else b""
+        perm_b = b""
+        if perm is not None and self.keep_order:
+            perm_b = zc.compress(perm.astype(np.uint32).tobytes())
+        payload = C.sections(meta, info, tables, stream, bbuf[:blen], raw_b, perm_b)
+        return payload, perm
+
+    # -- decoding ---------------------------------------------------------------------------------
+
+    def decode(self, blob: bytes | bytearray | memoryview) -> QuantizedCloud:
+        """The quantized points and attributes; :class:`CodecError` on any corruption."""
+        import zstandard
+
+        head, payload = C.unpack(blob, NAME)
+        n, mode = head.count, head.flags
+        s = C.Sections(payload, NAME)
+        meta_b = s.take("meta")
+        if len(meta_b) != _META.size or mode not in MODE_NAMES:
+            raise CodecError(f"{NAME}: bad meta section", NAME)
+        step, mode2, nrings, na, cx, cy, cz, lx, ly, lz, slen, blen = _META.unpack(meta_b)
+        try:
+            info = json.loads(bytes(s.take("info")))
+            descs = info["attrs"]
+            ring_dtype = info["ring"]
+            kinds = [d["kind"] for d in descs]
+            dtypes = [np.dtype(d["dtype"]) for d in descs] + ([np.dtype(ring_dtype)] if ring_dtype else [])
+        except (ValueError, KeyError, TypeError) as err:
+            raise CodecError(f"{NAME}: bad attribute descriptors ({err})", NAME) from None
+        if (mode2 != mode or na != sum(k != "raw" for k in kinds) or len(descs) != head.aux
+                or not (step > 0 and math.isfinite(step)) or nrings < 1 or nrings > _MAX_RINGS
+                or bool(ring_dtype) != (nrings > 1 or ring_dtype != "")):
+            raise CodecError(f"{NAME}: inconsistent header fields", NAME)
+        tables = np.frombuffer(s.take("tables"), np.uint8)
+        stream = np.frombuffer(s.take("stream"), np.uint8)
+        bits = np.frombuffer(s.take("bits"), np.uint8)
+        raw_b = s.take("raw")
+        perm_b = s.take("permutation")
+        s.end()
+        if len(stream) != slen or len(bits) != blen:
+            raise CodecError(f"{NAME}: section lengths disagree with the meta section", NAME)
+        # every point costs at least one token of >= 2**-12 probability... but zero-cost tokens
+        # exist, so bound n by memory instead: 2**28 points is far beyond any chunk
+        if n > 1 << 28:
+            raise CodecError(f"{NAME}: point count {n} is implausible", NAME)
+        with_ring = mode == MODES["morton"] and nrings > 1
+        nctx = K.NB * (1 + na + with_ring) if mode == MODES["morton"] else K.n_contexts(na)
+        freq, cum, lut, tend, ok = E.read_freqs(tables, 0, len(tables), nctx)
+        if not ok or tend != len(tables):
+            raise CodecError(f"{NAME}: bad frequency tables", NAME)
+        q = np.empty((n, 3), np.int64)
+        mat = np.empty((n, na), np.int64)
+        ring = np.zeros(n, np.int64)
+        if mode == MODES["morton"]:
+            mat = np.empty((n, na + with_ring), np.int64)
+            err = K.morton_decode(n, na + with_ring, np.array([lx, ly, lz], np.int64), stream, 0, len(stream),
+                                  freq, cum, lut, bits, len(bits), q, mat)
+            if with_ring:
+                ring, mat = mat[:, 0].copy(), np.ascontiguousarray(mat[:, 1:])
+                if n and (ring.min() < 0 or ring.max() >= nrings):
+                    err = 2
+        else:
+            err = K.scan_decode(n, nrings, np.array([cx, cy, cz], np.int64), na, stream, 0, len(stream), freq,
+                                cum, lut, bits, len(bits), q, ring, mat)
+        if err:
+            raise CodecError(f"{NAME}: corrupt entropy-coded data (code {err})", NAME)
+        raw: list[np.ndarray] = []
+        raw_dt = [np.dtype(d["dtype"]) for d in descs if d["kind"] == "raw"]
+        if raw_dt:
+            try:
+                rb = zstandard.ZstdDecompressor().decompress(bytes(raw_b), max_output_size=n * 8 * len(raw_dt))
+            except zstandard.ZstdError as e:
+                raise CodecError(f"{NAME}: raw attributes do not decompress ({e})", NAME) from None
+            if len(rb) != n * sum(d.itemsize for d in raw_dt):
+                raise CodecError(f"{NAME}: raw attribute section has the wrong size", NAME)
+            off = 0
+            for dt in raw_dt:
+                raw.append(np.frombuffer(rb, dt, n, off).copy())
+                off += n * dt.itemsize
+        attrs = _attr_arrays(descs, mat, raw)
+        if ring_dtype:
+            attrs = {"ring": ring.astype(np.dtype(ring_dtype)), **attrs}
+        perm = None
+        if len(perm_b):
+            try:
+                pb = zstandard.ZstdDecompressor().decompress(bytes(perm_b), max_output_size=n * 4)
+            except zstandard.ZstdError as e:
+                raise CodecError(f"{NAME}: permutation does not decompress ({e})", NAME) from None
+            perm = np.frombuffer(pb, np.uint32).astype(np.int64)
+            if len(perm) != n or (n and (perm.max() >= n or len(np.unique(perm)) != n)):
+                raise CodecError(f"{NAME}: bad permutation", NAME)
+        del dtypes
+        return QuantizedCloud(q, step, attrs, MODE_NAMES[mode], perm)
+
+    def decode_input_order(self, blob: bytes | bytearray | memoryview) -> QuantizedCloud:
+        """Like :meth:`decode`, then put the points back in input order (needs ``keep_order``
+        at encoding when the chunk was reordered)."""
+        cloud = self.decode(blob)
+        if cloud.order == "scan":
+            return cloud
+        if cloud.permutation is None:
+            raise CodecError(f"{NAME}: chunk is in {cloud.order} order and carries no permutation "
+                             "(encode with keep_order=True)", NAME)
+        inv = np.empty_like(cloud.permutation)
+        inv[cloud.permutation] = np.arange(len(inv))
+        return QuantizedCloud(cloud.q[inv], cloud.step, {k: v[inv] for k, v in cloud.attrs.items()}, "scan", None)
