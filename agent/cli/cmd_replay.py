@@ -47,7 +47,9 @@ def command(
 ) -> None:
     """Publish every message of DRIVE on the bus in recorded order, at recorded speed or
     as fast as possible. A recording cut short replays up to its last complete message
-    (with a warning)."""
+    (with a warning). The bus never blocks a publisher: at --speed max a subscriber in another
+    process that falls more than the high-water mark behind loses messages (it counts them
+    as drops); use a finite --speed there."""
     from agent.bus import Publisher
     from agent.recording import parse_speed, replay
 
@@ -57,7 +59,8 @@ def command(
     bus = load_config(config_path).bus
     # An endpoint given here is checked by the socket (BusError names what is wrong).
     cfg = bus if endpoint is None else bus.model_copy(update={"endpoint": endpoint})
-    with Publisher.from_config(cfg) as pub:
+    # Linger on close: the last messages may still sit in ZeroMQ's queue when replay ends.
+    with Publisher(cfg.endpoint, send_hwm=cfg.send_hwm, linger_ms=max(cfg.linger_ms, 5000)) as pub:
         if wait_subscriber > 0:
             pub.wait_for_subscriber(wait_subscriber)
         stats = replay(drive, pub, factor)

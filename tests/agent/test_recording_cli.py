@@ -209,3 +209,36 @@ def test_recorder_killed_mid_drive_leaves_a_readable_file(tmp_path: Path) -> Non
     assert len(first) <= len(got) <= len(msgs)
     for a, b in zip(msgs, got):
         assert type(a) is type(b) and a.utc_ns == b.utc_ns
+
+
+def test_replay_command_delivers_every_message_to_another_process(tmp_path: Path) -> None:
+    """``replay`` and ``record`` as two processes over ipc://: nothing is lost at the end
+    (the replaying publisher lingers until its queue is sent before the process exits)."""
+    from agent.recording import iter_drive
+    from sensors.simulator import simulate_drive
+
+    drive = simulate_drive(duration=2.0, seed=8, camera=True, out=tmp_path / "d.mcap")
+    endpoint = f"ipc://{tmp_path}/bus2.sock"
+    out = tmp_path / "copy.mcap"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
+    cli = [sys.executable, "-c", "from agent.cli import main; main()"]
+    procs = [
+        subprocess.Popen(cli + ["record", "--out", str(out), "--bus", endpoint, "--duration", "6", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env),
+        subprocess.Popen(cli + ["replay", str(drive), "--bus", endpoint, "--wait-subscriber", "30", "--speed",
+                                "max", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env),
+    ]  # fmt: skip
+    try:
+        (rec_out, rec_err), (rep_out, rep_err) = (p.communicate(timeout=60) for p in procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[0].returncode == 0, rec_err
+    assert procs[1].returncode == 0, rep_err
+    sent = list(iter_drive(drive))
+    got = list(iter_drive(out))
+    assert json.loads(rec_out)["messages"] == len(got) == len(sent) == json.loads(rep_out)["messages"]
+    for a, b in zip(sent, got):
+        a.seq = b.seq = a.publisher = b.publisher = 0
+        assert a.encode() == b.encode()
