@@ -223,11 +223,9 @@ def test_replay_command_delivers_every_message_to_another_process(tmp_path: Path
     env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
     cli = [sys.executable, "-c", "from agent.cli import main; main()"]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "cwd": ROOT, "env": env}
-    procs = [
-        subprocess.Popen(cli + ["record", "--out", str(out), "--bus", endpoint, "--duration", "6", "--json"], **pipes),
-        subprocess.Popen(cli + ["replay", str(drive), "--bus", endpoint, "--wait-subscriber", "30", "--speed", "max",
-                                "--json"], **pipes),
-    ]  # fmt: skip
+    rec = ["record", "--out", str(out), "--bus", endpoint, "--duration", "6", "--json"]
+    rep = ["replay", str(drive), "--bus", endpoint, "--wait-subscriber", "30", "--speed", "max", "--json"]
+    procs = [subprocess.Popen(cli + rec, **pipes), subprocess.Popen(cli + rep, **pipes)]
     try:
         (rec_out, rec_err), (rep_out, rep_err) = (p.communicate(timeout=60) for p in procs)
     finally:
