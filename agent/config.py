@@ -22,6 +22,7 @@ from agent.errors import ConfigError
 from agent.fleet._config import FleetConfig
 from firmware_bridge._config import BridgeConfig
 from sensors.camera._config import CameraSourceConfig
+from pipeline.camera._config import CameraProcessingConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -51,6 +52,7 @@ class AgentConfig(Section):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     cameras: list[CameraSourceConfig] = Field(default_factory=list)
+    camera_processing: CameraProcessingConfig = Field(default_factory=CameraProcessingConfig)
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the effective configuration."""
