@@ -47,7 +47,7 @@ class LineAssembler:
 
     def __init__(self, require_checksum: bool = False) -> None:
         self._buf = bytearray()
-        self._hunting = False
+        self._hunting = True  # the first bytes may be the middle of a sentence
         self.require_checksum = require_checksum
         self.stats = AssemblerStats()
 
