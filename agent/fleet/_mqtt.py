@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,8 @@ class MqttLink:
         self.protocol = mqtt.MQTTv311 if cfg.protocol == "3.1.1" else mqtt.MQTTv5
         self._connected = threading.Event()
         self._downgrade = threading.Event()
+        self._subscribed = threading.Event()
+        self._sub_mid: int | None = None
         self.last_error: str | None = None
         self.connects = 0
         self.client = self._build()
@@ -86,6 +89,7 @@ class MqttLink:
         client.on_disconnect = self._cb_disconnect
         client.on_message = self._cb_message
         client.on_publish = self._cb_publish
+        client.on_subscribe = self._cb_subscribe
         return client
 
     def start(self) -> None:
@@ -120,6 +124,16 @@ class MqttLink:
             waited += step
             self.tick()
         return self._connected.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected and the broker acknowledged this connection's subscriptions
+        (a message sent to them after this returns is delivered)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self._subscribed.wait(0.05):
+                return True
+            self.tick()
+        return self._subscribed.is_set()
 
     @property
     def connected(self) -> bool:
@@ -159,8 +173,11 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = None
-        for topic, qos in self.subscriptions:
-            client.subscribe(topic, qos)
+        self._subscribed.clear()
+        if self.subscriptions:
+            _, self._sub_mid = client.subscribe(list(self.subscriptions))
+        else:
+            self._subscribed.set()
         self._connected.set()
         if self._on_state:
             self._on_state(True)
@@ -168,12 +185,17 @@ class MqttLink:
     def _cb_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if was and self._on_state:
             self._on_state(False)
 
     def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._on_message:
             self._on_message(msg.topic, msg.payload)
+
+    def _cb_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid == self._sub_mid:
+            self._subscribed.set()
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         if self._on_published:

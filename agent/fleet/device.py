@@ -33,8 +33,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nacl.signing import SigningKey
-
 from agent import __version__
 from agent.errors import JobRejected
 from agent.fleet import _topics as T
@@ -43,6 +41,7 @@ from agent.fleet._mqtt import MqttLink
 from agent.fleet.handlers import JobHandlers
 from agent.fleet.jobs import Job, JobLedger, JobState, JobVerifier
 from agent.fleet.telemetry import TelemetrySource, disk, temperatures
+from agent.keys import Signer
 from agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -55,18 +54,30 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), default=str).encode()
 
 
+def device_signed(doc: dict[str, Any], signer: Signer | None) -> dict[str, Any]:
+    """Add ``device_key`` (hex Ed25519 public key) and ``device_sig`` over the canonical JSON
+    of every other field, so the fleet can tell the device's documents from a forger's."""
+    if signer is None:
+        return doc
+    doc = dict(doc, device_key=signer.public_key.hex())
+    doc.pop("device_sig", None)
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    doc["device_sig"] = signer.sign(body).hex()
+    return doc
+
+
 class DeviceClient:
     """Fleet client of one device. ``start()`` connects and runs in background threads;
     ``close()`` marks the device offline and disconnects.
 
     ``db`` is the SQLite file (or connection) shared with the store: it holds the outbox and
-    the job ledger. ``device_key`` (optional) signs status documents so the fleet can tell
-    them from a forgery; the device's key module provides it.
+    the job ledger. ``device_key`` (optional, an :class:`agent.keys.Signer`, e.g. the key
+    store's ``device_signer()``) signs status, events and job updates (``device_sig``).
     """
 
     def __init__(self, cfg: FleetConfig, device_id: str, db: str | Path, handlers: JobHandlers, *,
                  state_dir: str | Path = "state", telemetry: TelemetrySource | None = None,
-                 device_key: SigningKey | None = None,
+                 device_key: Signer | None = None,
                  on_restart: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
         self.device_id = device_id
@@ -104,12 +115,15 @@ class DeviceClient:
         self._recover()
 
     # -- public API -----------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, wait: float = 0.0) -> bool:
+        """Connect and run in background threads. With ``wait``, wait that long for the
+        connection and the jobs subscription; returns whether they are up."""
         self.link.start()
         for target, name in ((self._loop, "fleet-loop"), (self._worker, "fleet-jobs")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        return self.link.wait_ready(wait) if wait > 0 else self.link.connected
 
     def close(self, timeout: float = 2.0) -> None:
         """Mark offline (retained), drain what can be drained quickly, disconnect."""
@@ -138,7 +152,8 @@ class DeviceClient:
         """Queue an event (QoS 1, at least once). Give ``event_id`` a stable value (e.g.
         ``"dataset-sealed:<dataset id>"``) so a repeated call is the same event."""
         eid = event_id or f"evt-{uuid.uuid4().hex}"
-        body = {"id": eid, "device_id": self.device_id, "type": event_type, "ts": time.time(), "data": dict(data)}
+        body = device_signed({"id": eid, "device_id": self.device_id, "type": event_type, "ts": time.time(),
+                              "data": dict(data)}, self.device_key)
         with self._db_lock:
             self.outbox.put(OUTBOX_KIND, f"event:{eid}", {"topic": self._topic(T.EVENTS), "body": body})
         self._wake.set()
@@ -155,11 +170,7 @@ class DeviceClient:
     def _status(self, online: bool) -> bytes:
         doc: dict[str, Any] = {"device_id": self.device_id, "online": online, "birth": self.birth,
                                "ts": time.time(), "agent_version": __version__}
-        if self.device_key is not None:
-            body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-            doc["key_id"] = self.device_key.verify_key.encode().hex()
-            doc["sig"] = self.device_key.sign(body).signature.hex()
-        return _dumps(doc)
+        return _dumps(device_signed(doc, self.device_key))
 
     def _update(self, job_id: str, state: JobState, progress: float | None = None,
                 details: Mapping[str, Any] | None = None) -> str:
@@ -168,6 +179,7 @@ class DeviceClient:
             uid = f"{job_id}/{seq}"
             body = {"update_id": uid, "job_id": job_id, "device_id": self.device_id, "seq": seq,
                     "state": state.value, "progress": progress, "details": dict(details or {}), "ts": time.time()}
+            body = device_signed(json.loads(_dumps(body)), self.device_key)  # JSON-safe, then signed
             key = f"update:{uid}"
             self.outbox.put(OUTBOX_KIND, key, {"topic": T.job_update_topic(self.root, self.device_id, job_id),
                                                "body": body})
@@ -356,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agent.fleet.device", description=main.__doc__)
     ap.add_argument("--config", required=True, help="agent YAML config (fleet section, device_id, state_dir)")
     ap.add_argument("--db", help="SQLite file for outbox and job ledger (default: <state_dir>/agent.db)")
+    ap.add_argument("--keystore", help="device key store URI (default: <state_dir>/keys when it exists); "
+                    "signs status, events and job updates")
     ap.add_argument("--event-every", type=float, default=0.0, help="emit a test event this often (seconds)")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
@@ -369,11 +383,19 @@ def main(argv: list[str] | None = None) -> int:
         return {"device_id": cfg.device_id, "pending": client.pending() if client else None}
 
     handlers = local_handlers(args.config, state, stats=stats)
+    signer = None
+    from agent.keys import keys_dir, open_keystore
+
+    uri = args.keystore or (str(keys_dir(state)) if keys_dir(state).exists() else None)
+    if uri:
+        signer = open_keystore(uri).device_signer()
     client = DeviceClient(cfg.fleet, cfg.device_id, args.db or state / "agent.db", handlers, state_dir=state,
-                          on_restart=stop.set)
+                          device_key=signer, on_restart=stop.set)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     client.start()
+    if not client.link.wait_ready(30):
+        log.warning("broker not reachable yet: running on, reconnecting in the background")
     print(json.dumps({"ready": True, "device_id": cfg.device_id, "birth": client.birth}), flush=True)
     n = 0
     while not stop.wait(args.event_every or 0.5):

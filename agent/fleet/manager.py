@@ -24,6 +24,26 @@ from agent.fleet._mqtt import MqttLink
 from agent.fleet.jobs import JobState, sign_job
 
 
+def verify_device_doc(doc: dict[str, Any], public_key: str | None = None) -> bool | None:
+    """Check ``device_sig`` on a status, event or job update. None when the document is not
+    signed; with ``public_key`` (hex) the signer must also be that device key."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    sig, key = doc.get("device_sig"), doc.get("device_key")
+    if not isinstance(sig, str) or not isinstance(key, str):
+        return None
+    if public_key is not None and key != public_key:
+        return False
+    body = {k: v for k, v in doc.items() if k != "device_sig"}
+    try:
+        VerifyKey(bytes.fromhex(key)).verify(json.dumps(body, sort_keys=True, separators=(",", ":")).encode(),
+                                             bytes.fromhex(sig))
+    except (BadSignatureError, ValueError):
+        return False
+    return True
+
+
 class Dedupe:
     """Ids seen recently (bounded LRU): True the first time an id is offered."""
 
@@ -104,7 +124,7 @@ class FleetClient:
 
     def start(self, timeout: float = 10.0) -> FleetClient:
         self.link.start()
-        if not self.link.wait_connected(timeout):
+        if not self.link.wait_ready(timeout):
             self.link.stop()
             raise FleetError(f"cannot connect to the broker at {self.cfg.host}:{self.cfg.port}"
                              + (f": {self.link.last_error}" if self.link.last_error else ""))
@@ -184,7 +204,7 @@ class FleetView:
 
     def start(self, timeout: float = 10.0) -> FleetView:
         self.link.start()
-        if not self.link.wait_connected(timeout):
+        if not self.link.wait_ready(timeout):
             self.link.stop()
             raise FleetError(f"cannot connect to the broker at {self.cfg.host}:{self.cfg.port}"
                              + (f": {self.link.last_error}" if self.link.last_error else ""))
@@ -196,7 +216,8 @@ class FleetView:
     def _dev(self, device_id: str) -> dict[str, Any]:
         return self.devices.setdefault(device_id, {"device_id": device_id, "online": None, "birth": None,
                                                    "last_seen": None, "queue_depth": None, "outbox_pending": None,
-                                                   "gnss_fix": None, "datasets": 0, "telemetry_seq": None})
+                                                   "gnss_fix": None, "datasets": 0, "telemetry_seq": None,
+                                                   "status_signed": None})
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         parsed = T.parse(self.root, topic)
@@ -213,6 +234,7 @@ class FleetView:
             d = self._dev(device_id)
             if leaf == T.STATUS:
                 d["online"] = bool(doc.get("online"))
+                d["status_signed"] = verify_device_doc(doc)
                 d["birth"] = doc.get("birth")
                 if doc.get("online"):
                     d["last_seen"] = max(d["last_seen"] or 0, float(doc.get("ts") or 0)) or None
@@ -272,7 +294,7 @@ class SharedConsumer:
 
     def start(self, timeout: float = 10.0) -> SharedConsumer:
         self.link.start()
-        if not self.link.wait_connected(timeout):
+        if not self.link.wait_ready(timeout):
             self.link.stop()
             raise FleetError(f"cannot connect to the broker at {self.cfg.host}:{self.cfg.port}")
         return self

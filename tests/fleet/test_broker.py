@@ -23,7 +23,8 @@ from agent.errors import FleetError
 from agent.fleet.device import DeviceClient
 from agent.fleet.handlers import local_handlers
 from agent.fleet.jobs import canonical, sign_job
-from agent.fleet.manager import FleetClient, FleetView, SharedConsumer
+from agent.fleet.manager import FleetClient, FleetView, SharedConsumer, verify_device_doc
+from agent.keys import Ed25519Signer
 from tests.fleet.conftest import Broker
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,13 +49,14 @@ def collapse(xs: list[str]) -> list[str]:
 
 
 def in_process_device(tmp_path: Path, broker: Broker, key: SigningKey, device_id: str = "dev-1",
-                      **over: Any) -> tuple[DeviceClient, Path]:
+                      device_key: Any = None, **over: Any) -> tuple[DeviceClient, Path]:
     cfg_path = tmp_path / f"{device_id}.yaml"
     fleet = broker.fleet_config(trusted_keys=[key.verify_key.encode().hex()], **over)
     cfg_path.write_text(yaml.safe_dump({"device_id": device_id, "state_dir": str(tmp_path / device_id),
                                         "fleet": json.loads(fleet.model_dump_json())}))
     state = tmp_path / device_id
-    dev = DeviceClient(fleet, device_id, state / "agent.db", local_handlers(cfg_path, state), state_dir=state)
+    dev = DeviceClient(fleet, device_id, state / "agent.db", local_handlers(cfg_path, state), state_dir=state,
+                       device_key=device_key)
     return dev, cfg_path
 
 
@@ -62,7 +64,7 @@ def in_process_device(tmp_path: Path, broker: Broker, key: SigningKey, device_id
 def test_jobs_run_and_report(tmp_path: Path, mode: str, fleet_key: SigningKey, request: pytest.FixtureRequest) -> None:
     broker: Broker = request.getfixturevalue({"plain": "broker", "password": "broker_password", "tls": "broker_tls"}[mode])
     dev, cfg_path = in_process_device(tmp_path, broker, fleet_key)
-    dev.start()
+    assert dev.start(wait=15)
     try:
         with FleetClient(broker.fleet_config(), fleet_key) as fc:
             _, f = fc.send("dev-1", "start_capture", {"session": "a"})
@@ -224,7 +226,7 @@ def test_shared_subscription_splits_the_load(tmp_path: Path, broker: Broker, fle
     a = SharedConsumer(broker.fleet_config(), member("a"), group="g1").start()
     b = SharedConsumer(broker.fleet_config(), member("b"), group="g1").start()
     dev, _ = in_process_device(tmp_path, broker, fleet_key)
-    dev.start()
+    assert dev.start(wait=15)
     try:
         ids = [dev.publish_event("fault", {"i": i}, event_id=f"e-{i}") for i in range(200)]
         wait_for(lambda: len(seen["a"]) + len(seen["b"]) >= 200, timeout=20)
@@ -236,3 +238,30 @@ def test_shared_subscription_splits_the_load(tmp_path: Path, broker: Broker, fle
     assert seen["a"] and seen["b"], "each member gets a part"
     assert not set(seen["a"]) & set(seen["b"])
     assert sorted(seen["a"] + seen["b"]) == sorted(ids)
+
+
+def test_device_signs_status_events_and_updates(tmp_path: Path, broker: Broker, fleet_key: SigningKey) -> None:
+    signer = Ed25519Signer.generate()
+    pub = signer.public_key.hex()
+    events: list[dict[str, Any]] = []
+    consumer = SharedConsumer(broker.fleet_config(), lambda k, d, doc: k == "event" and events.append(doc), group="sig").start()
+    view = FleetView(broker.fleet_config()).start()
+    dev, _ = in_process_device(tmp_path, broker, fleet_key, device_key=signer)
+    assert dev.start(wait=15)
+    try:
+        with FleetClient(broker.fleet_config(), fleet_key) as fc:
+            _, f = fc.send("dev-1", "mint")
+            assert f.wait(10)["state"] == "SUCCEEDED"
+        dev.publish_event("dat_minted", {"tx_hash": "0x" + "ab" * 32, "token_id": 7}, event_id="mint:ds-1")
+        wait_for(lambda: [e for e in events if e["type"] == "dat_minted"])
+        wait_for(lambda: view.snapshot() and view.snapshot()[0]["status_signed"])
+    finally:
+        dev.close()
+        consumer.close()
+        view.close()
+    docs = f.history + [e for e in events if e["type"] == "dat_minted"]
+    assert all(verify_device_doc(d, pub) is True for d in docs)
+    assert verify_device_doc(f.history[0], SigningKey.generate().verify_key.encode().hex()) is False
+    forged = dict(f.history[-1], state="FAILED")
+    assert verify_device_doc(forged) is False
+    assert verify_device_doc({"state": "SUCCEEDED"}) is None

@@ -105,7 +105,7 @@ class V311Front:
 def test_falls_back_to_311_and_works(tmp_path: Path, broker: Broker, fleet_key: SigningKey) -> None:
     front = V311Front(broker.port)
     dev, _ = in_process_device(tmp_path, broker, fleet_key, port=front.port)
-    dev.start()
+    assert dev.start(wait=15)
     try:
         assert dev.link.wait_connected(15)
         assert dev.link.protocol == mqtt.MQTTv311 and front.refused >= 1 and front.forwarded >= 1
