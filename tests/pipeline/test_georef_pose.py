@@ -1,0 +1,153 @@
+"""Pose from GNSS fixes and IMU: interpolation, heading from course or gyro, lever arm, and
+the explicit no-pose states (never a silently wrong pose)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agent.bus.messages import FixType, GnssFix, ImuSample
+from pipeline.errors import NoPoseError
+from pipeline.georef import GeorefConfig, Georeferencer, PoseEstimator, PoseStatus, georeference
+from pipeline.georef.frames import ecef_to_enu, enu_to_geodetic
+
+ORIGIN = (48.15, 11.58, 600.0)
+T0 = 1_717_236_000.0
+
+
+def _fix(t: float, e: float, n: float, u: float = 0.0, speed: float = 10.0, course: float = 90.0,
+         fix_type: FixType = FixType.RTK_FIXED, hdop: float = 0.8) -> GnssFix:
+    lat, lon, h = enu_to_geodetic(np.array([[e, n, u]]), *ORIGIN)[0]
+    ns = int(round(t * 1e9))
+    return GnssFix(source="g", utc_ns=ns + 30_000_000, lat_deg=lat, lon_deg=lon, alt_m=h - 47.0, geoid_sep_m=47.0,
+                   fix_type=fix_type, hdop=hdop, speed_mps=speed, course_deg=course, fix_utc_ns=ns)
+
+
+def _imu(t: float, wz: float) -> ImuSample:
+    return ImuSample(source="i", utc_ns=int(round(t * 1e9)), gyro=(0.0, 0.0, wz), accel=(0.0, 0.0, 9.81))
+
+
+def _straight(est: PoseEstimator, n: int = 21, hz: float = 10.0, speed: float = 10.0) -> None:
+    for k in range(n):
+        est.add_fix(_fix(T0 + k / hz, speed * k / hz, 0.0, speed=speed))
+
+
+def _enu(track, times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pos, yaw, status = track.at(np.asarray(times, dtype=np.float64))
+    return ecef_to_enu(np.nan_to_num(pos), *ORIGIN), yaw, status
+
+
+def test_straight_drive_interpolates_between_fixes() -> None:
+    est = PoseEstimator()
+    _straight(est)
+    t = T0 + np.linspace(0.0, 2.0, 57)
+    enu, yaw, status = _enu(est.track(), t)
+    assert (status == 0).all()
+    assert np.abs(enu[:, 0] - 10.0 * (t - T0)).max() < 2e-3  # NMEA-free fixes: mm on a straight line
+    assert np.abs(enu[:, 1]).max() < 2e-3
+    assert np.abs(yaw).max() < 1e-9  # course 90 deg = east = ENU yaw 0
+
+
+def test_lever_arm_moves_the_reference_point() -> None:
+    est = PoseEstimator(antenna_xyz=(1.0, 0.5, 1.95))
+    for k in range(5):  # heading north (course 0): vehicle x = north, y = west
+        est.add_fix(_fix(T0 + k * 0.1, 0.0, k * 1.0, 1.95, course=0.0))
+    enu, yaw, _ = _enu(est.track(), [T0 + 0.2])
+    assert math.isclose(yaw[0], math.pi / 2, abs_tol=1e-9)
+    # antenna at (0, 2, 1.95) ENU; lever (1 fwd = north, 0.5 left = west, 1.95 up)
+    assert np.allclose(enu[0], [0.5, 1.0, 0.0], atol=1e-6)
+
+
+def test_heading_from_gyro_when_slow_and_held_without_imu() -> None:
+    cfg = dict(min_course_speed_mps=1.0)
+    # turning on the spot at 0.5 rad/s with a garbage course (speed 0)
+    with_imu = PoseEstimator(**cfg)
+    without = PoseEstimator(**cfg)
+    with_imu.add_fix(_fix(T0, 0, 0, course=90.0, speed=5.0))  # moving: heading east
+    without.add_fix(_fix(T0, 0, 0, course=90.0, speed=5.0))
+    for k in range(1, 11):
+        for est in (with_imu, without):
+            est.add_fix(_fix(T0 + k * 0.1, 0, 0, speed=0.05, course=321.0))
+    for k in range(0, 101):
+        with_imu.add_imu(_imu(T0 + k * 0.01, 0.5))
+    t = T0 + np.array([0.0, 0.35, 0.5, 1.0])
+    _, yaw, status = _enu(with_imu.track(), t)
+    assert (status == 0).all()
+    assert np.allclose(yaw, 0.5 * (t - T0), atol=1e-9)
+    _, yaw, status = _enu(without.track(), t)
+    assert (status == 0).all() and np.allclose(yaw, 0.0)
+
+
+def test_imu_carries_heading_between_fixes_in_a_turn() -> None:
+    # circle of radius 20 m at 10 m/s: yaw rate 0.5 rad/s; GNSS at 1 Hz, IMU at 100 Hz
+    r, v = 20.0, 10.0
+    w = v / r
+    est = PoseEstimator()
+    for k in range(6):
+        a = w * k
+        est.add_fix(_fix(T0 + k, r * math.sin(a), r * (1 - math.cos(a)), speed=v, course=90.0 - math.degrees(a)))
+    for k in range(501):
+        est.add_imu(_imu(T0 + k * 0.01, w))
+    t = T0 + np.linspace(0, 5, 201)
+    enu, yaw, status = _enu(est.track(), t)
+    assert (status == 0).all()
+    assert np.abs(yaw - w * (t - T0)).max() < 1e-6
+    # Hermite through positions and velocities: centimetres on a 20 m circle at 1 Hz
+    a = w * (t - T0)
+    err = np.hypot(enu[:, 0] - r * np.sin(a), enu[:, 1] - r * (1 - np.cos(a)))
+    assert err.max() < 0.05
+
+
+@pytest.mark.parametrize(("bad", "status"), [
+    (dict(fix_type=FixType.NO_FIX), PoseStatus.BAD_FIX),
+    (dict(fix_type=FixType.ESTIMATED), PoseStatus.BAD_FIX),
+    (dict(hdop=9.0), PoseStatus.BAD_FIX),
+])
+def test_lost_or_poor_fix_gives_no_pose(bad: dict, status: PoseStatus) -> None:
+    est = PoseEstimator(max_hdop=5.0)
+    for k in range(10):
+        extra = bad if k == 5 else {}
+        est.add_fix(_fix(T0 + k * 0.1, k * 1.0, 0, **extra))
+    _, _, st = _enu(est.track(), T0 + np.array([0.45, 0.5, 0.55, 0.65]))
+    assert st.tolist() == [status, status, status, 0]
+
+
+def test_gaps_range_and_heading_states() -> None:
+    est = PoseEstimator(max_gap_s=1.0, max_extrapolation_s=0.2)
+    est.add_fix(_fix(T0, 0, 0))
+    est.add_fix(_fix(T0 + 0.1, 1, 0))
+    est.add_fix(_fix(T0 + 2.1, 21, 0))  # 2 s later: a gap
+    est.add_fix(_fix(T0 + 2.2, 22, 0))
+    _, _, st = _enu(est.track(), T0 + np.array([-0.01, 0.05, 1.0, 2.15, 2.3, 2.5]))
+    assert st.tolist() == [PoseStatus.OUT_OF_RANGE, 0, PoseStatus.GAP, 0, 0, PoseStatus.OUT_OF_RANGE]
+    # extrapolation past the last fix follows its velocity
+    enu, _, _ = _enu(est.track(), [T0 + 2.3])
+    assert np.allclose(enu[0, :2], [23.0, 0.0], atol=1e-3)
+    # never moving and no IMU: no heading
+    still = PoseEstimator()
+    for k in range(5):
+        still.add_fix(_fix(T0 + k * 0.1, 0, 0, speed=0.0, course=0.0))
+    _, _, st = _enu(still.track(), [T0 + 0.2])
+    assert st.tolist() == [PoseStatus.NO_HEADING]
+    _, _, st = _enu(PoseEstimator().track(), [T0])
+    assert st.tolist() == [PoseStatus.NO_FIXES]
+
+
+def test_strict_georeference_raises_and_lenient_marks_points() -> None:
+    geo = Georeferencer(GeorefConfig(max_gap_s=1.0))  # antenna 1.95 m, LiDAR 1.9 m above the ground point
+    for k in range(5):
+        geo.add(_fix(T0 + k * 0.1, k * 1.0, 0, 1.95))
+    xyz = np.array([[1.0, 0, 0], [2.0, 0, 0]], dtype=np.float32)
+    times = np.array([T0 + 0.2, T0 + 3.0])
+    res = georeference(xyz, times, geo.track, geo.rotation, geo.translation)
+    assert res.status.tolist() == [0, PoseStatus.OUT_OF_RANGE]
+    assert np.isfinite(res.ecef[0]).all() and np.isnan(res.ecef[1]).all()
+    with pytest.raises(NoPoseError, match="outside the time span"):
+        georeference(xyz, times, geo.track, geo.rotation, geo.translation, strict=True)
+    # the sensor at 1.9 m, heading east: 1 m ahead of it at t = 0.2 s is east 3 m, up 1.9 m
+    enu = res.enu(ORIGIN)
+    assert np.allclose(enu[0], [3.0, 0.0, 1.9], atol=1e-3)
+    geo_ll = res.geodetic()
+    assert abs(geo_ll[0, 0] - ORIGIN[0]) < 1e-4
