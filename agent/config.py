@@ -23,6 +23,8 @@ from agent.fleet._config import FleetConfig
 from firmware_bridge._config import BridgeConfig
 from sensors.camera._config import CameraSourceConfig
 from pipeline.camera._config import CameraProcessingConfig
+from pipeline.georef._config import GeorefConfig
+from pipeline.kernels._config import FilterConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -47,6 +49,8 @@ class AgentConfig(Section):
     state_dir: Path = Path("state")
     lidar: LidarConfig = Field(default_factory=LidarConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    georef: GeorefConfig = Field(default_factory=GeorefConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
     provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
     chain: ChainConfig = Field(default_factory=ChainConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
