@@ -29,12 +29,19 @@ class ChainConfig(BaseModel):
     registry_address: str | None = Field(None, pattern=_ADDRESS)
     token_address: str | None = Field(None, pattern=_ADDRESS)
     deployment_file: Path | None = Field(None, description="JSON with the addresses; default STATE/chain/deployment-<chain id>.json")
-    key_file: Path = Field(Path("keys/evm.key"), description="device EVM key (hex); relative to state_dir; created on first use")
+    keystore: str | None = Field(None, description="agent.keys key store URI holding the device EVM key; "
+                                 "default: STATE/keys when it holds a device identity")
+    keystore_passphrase_env: str | None = Field(None, description="environment variable with the key store passphrase")
+    key_file: Path = Field(Path("keys/evm.key"), description="fallback device EVM key (hex) when there is no key "
+                           "store; relative to state_dir; created on first use")
     verifier_key_file: Path | None = Field(None, description="verifier key (hex) when this device also acts as verifier")
     outbox_file: Path = Field(Path("chain-outbox.db"), description="pending transactions; relative to state_dir")
     # Minting
     reward_units: int = Field(1000, ge=1, description="units of quota minted per dataset (set at deploy)")
     policy_uri: str = Field("ipfs://edge-agent/usage-policy/v1", description="usage policy URI (set at deploy)")
+    metadata_url_template: str = Field("edge-agent://{evm_address}/datasets/{dataset_id}",
+                                       description="file URL of a provenance dataset ({dataset_id}, {session}, "
+                                       "{evm_address}, {device}); the upload sink's URL belongs here")
     proof_url_template: str = Field("{metadata_url}#proof", description="proofUrl written into the verifier's proof")
     # Transactions
     priority_fee_gwei: float | None = Field(None, ge=0, description="EIP-1559 tip; default: the node's suggestion")

@@ -16,6 +16,9 @@ from typing import Any
 
 from agent.errors import ChainError, DatasetMismatch
 
+# Where a dataset's metadata lives, until the upload sink reports the real URL.
+DEFAULT_URL_TEMPLATE = "edge-agent://{evm_address}/datasets/{dataset_id}"
+
 
 def _leaf(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
@@ -57,6 +60,7 @@ class DatasetRef:
     root: bytes
     metadata_url: str
     flow_roots: tuple[bytes, ...] = field(default_factory=tuple)
+    source: Path | None = field(default=None, compare=False)  # a provenance dataset directory, if any
 
     @property
     def root_hex(self) -> str:
@@ -92,10 +96,27 @@ class DatasetRef:
             raise ChainError(f"dataset manifest lacks {exc.args[0]!r}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> DatasetRef:
-        """Read a dataset manifest (JSON with dataset_id, root, metadata_url, flow_roots),
-        or a directory holding ``dataset.json``."""
+    def from_provenance(cls, directory: str | Path, url_template: str = DEFAULT_URL_TEMPLATE) -> DatasetRef:
+        """A sealed dataset directory of :mod:`agent.provenance` (``manifest.cose``): id =
+        SHA-256 of the manifest, root and flow roots from it; the metadata URL from
+        ``url_template`` ({dataset_id}, {session}, {evm_address}, {device})."""
+        from agent.provenance import MANIFEST, parse_dataset
+
+        d = Path(directory)
+        cose = (d / MANIFEST).read_bytes()
+        _, m = parse_dataset(cose)
+        dataset_id = hashlib.sha256(cose).hexdigest()
+        url = url_template.format(dataset_id=dataset_id, session=m["session"], evm_address=m["evm_address"],
+                                  device=m["device"])
+        return cls(dataset_id, bytes(m["root"]), url, tuple(bytes(r) for _, r in m["flows"]), d)
+
+    @classmethod
+    def load(cls, path: str | Path, url_template: str = DEFAULT_URL_TEMPLATE) -> DatasetRef:
+        """Read a sealed provenance dataset directory (``manifest.cose``), a JSON manifest
+        (dataset_id, root, metadata_url, flow_roots), or a directory holding ``dataset.json``."""
         p = Path(path)
+        if p.is_dir() and (p / "manifest.cose").exists():
+            return cls.from_provenance(p, url_template)
         if p.is_dir():
             p = p / "dataset.json"
         try:

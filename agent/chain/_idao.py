@@ -42,7 +42,7 @@ class Idao:
         """Connect as configured. The embedded chain is new each time: it is funded and the
         contracts are deployed at once (the verifier, if any, allow-listed)."""
         state = Path(state_dir)
-        key = device_key if device_key is not None else KeyFile(state / cfg.key_file, create=True).private_key()
+        key = device_key if device_key is not None else device_evm_key(cfg, state)
         if verifier is None and cfg.verifier_key_file is not None:
             verifier = Verifier(KeyFile(state / cfg.verifier_key_file, create=True).private_key())
         w3, endpoint = BACKENDS[cfg.backend](cfg)
@@ -159,6 +159,27 @@ class Idao:
     def _tx(self, rec: Any, **fields: Any) -> dict[str, Any]:
         return {**fields, "tx": "0x" + bytes(rec["transactionHash"]).hex(), "block": rec["blockNumber"],
                 "gas_used": rec["gasUsed"]}
+
+
+def device_evm_key(cfg: ChainConfig, state: Path) -> bytes:
+    """The device's EVM secret: from the agent.keys key store when there is one (configured,
+    or STATE/keys holding a device identity), else from the fallback hex key file."""
+    import os
+
+    from agent.keys import FileKeyStore, keys_dir, open_keystore
+
+    passphrase = None
+    if cfg.keystore_passphrase_env:
+        value = os.environ.get(cfg.keystore_passphrase_env)
+        if not value:
+            raise ChainError(f"environment variable {cfg.keystore_passphrase_env} (key store passphrase) is not set")
+        passphrase = value.encode()
+    if cfg.keystore:
+        return open_keystore(cfg.keystore, passphrase).evm_key().secret_bytes()
+    default = FileKeyStore(keys_dir(state), passphrase)
+    if default.exists():
+        return default.evm_key().secret_bytes()
+    return KeyFile(state / cfg.key_file, create=True).private_key()
 
 
 def Account_address(key: bytes) -> str:  # noqa: N802 - reads as the address of a key

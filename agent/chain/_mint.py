@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.chain._client import ChainClient, SignedTx
 from agent.chain._dataset import DatasetRef
-from agent.chain._verifier import ProofSource
+from agent.chain._verifier import ProofSource, check_dataset
 from agent.errors import ChainError
 from agent.store.outbox import Outbox, OutboxItem
 
@@ -88,7 +88,9 @@ class Minter:
 
     def mint(self, ds: DatasetRef) -> MintResult:
         """Anchor ``ds``: returns its token id, minting it at most once."""
-        ds.check()  # refuse a dataset whose root does not match its flows, before any tx
+        # Refuse, before any tx, a dataset whose root does not match its flows, or (for a
+        # sealed directory) that fails full verification: a verifier would refuse it later.
+        check_dataset(ds)
         sent: dict[str, str] = {}
         existing = self.token_id(ds)
         if existing:

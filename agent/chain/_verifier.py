@@ -17,6 +17,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
 from agent.chain._dataset import DatasetRef
+from agent.errors import ChainError
 
 PROOF_DATA_TYPE = "(uint256,uint256,string,string)"
 MAX_SCORE = 100
@@ -56,10 +57,20 @@ class ProofSource(Protocol):
     def prove(self, dataset: DatasetRef, file_id: int, file_url: str, proof_url: str) -> Proof: ...
 
 
-def _default_check(dataset: DatasetRef) -> int:
-    """Roots recomputed from flows (raises DatasetMismatch); the dataset module's verifier
-    replaces this when present."""
+def check_dataset(dataset: DatasetRef) -> int:
+    """The score a verifier gives: the root recomputed from the flow roots (raises
+    DatasetMismatch), and for a provenance dataset directory the full ``agent.verify`` check
+    (signatures, chunk hashes, Merkle roots and inclusion proofs, chains); any failure
+    raises :class:`ChainError` naming the first ones."""
     dataset.check()
+    if dataset.source is not None:
+        from agent.verify import verify_path
+
+        report = verify_path(dataset.source)
+        if not report.ok:
+            first = "; ".join(f"{f['file']}: {f['reason']}" for f in report.failures[:3])
+            raise ChainError(f"dataset {dataset.dataset_id} fails verification "
+                             f"({len(report.failures)} failures): {first}")
     return MAX_SCORE
 
 
@@ -78,5 +89,5 @@ class Verifier:
         return Proof(bytes(sig), data)
 
     def prove(self, dataset: DatasetRef, file_id: int, file_url: str, proof_url: str) -> Proof:
-        score = _default_check(dataset)
+        score = check_dataset(dataset)
         return self.sign(ProofData(file_id, score, file_url, proof_url))

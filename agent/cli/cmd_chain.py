@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,22 @@ def _wei(text: str) -> int:
     return int(value)
 
 
-def _open(ctx: click.Context, deploy_if_missing: bool = False) -> Any:
-    from agent.chain import Idao
+def _settings(ctx: click.Context) -> tuple[Any, Path]:
+    """(chain config section, state directory) from the group's options."""
     from agent.config import load_config
 
     opts = ctx.obj
     path = opts["config"] or (Path(__file__).resolve().parents[2] / "configs" / f"chain-{opts['profile']}.yaml"
                               if opts["profile"] else None)
     cfg = load_config(path)
-    state = Path(opts["state_dir"]) if opts["state_dir"] else cfg.state_dir
-    return Idao.open(cfg.chain, state, deploy_if_missing=deploy_if_missing)
+    return cfg.chain, Path(opts["state_dir"]) if opts["state_dir"] else cfg.state_dir
+
+
+def _open(ctx: click.Context, deploy_if_missing: bool = False) -> Any:
+    from agent.chain import Idao
+
+    chain, state = _settings(ctx)
+    return Idao.open(chain, state, deploy_if_missing=deploy_if_missing)
 
 
 @click.group(name="chain")
@@ -82,17 +89,22 @@ def deploy_cmd(ctx: click.Context, as_json: bool) -> None:
 
 @command.command("mint")
 @click.argument("dataset", type=click.Path(exists=True))
+@click.option("--url", default=None, help="File URL to register (default: chain.metadata_url_template).")
 @json_option
 @click.pass_context
-def mint_cmd(ctx: click.Context, dataset: str, as_json: bool) -> None:
-    """Mint the DAT of DATASET (a dataset manifest JSON, or a directory with dataset.json):
+def mint_cmd(ctx: click.Context, dataset: str, url: str | None, as_json: bool) -> None:
+    """Mint the DAT of DATASET (a sealed dataset directory with manifest.cose, a dataset
+    JSON manifest, or a directory with dataset.json):
     addFile, addProof (signed by the verifier), requestReward. Run it again after any
     failure: it checks the chain first and resends stored transactions, never minting twice.
     A dataset whose root does not match its flows is refused before any transaction."""
     from agent.chain import DatasetRef
 
-    ds = DatasetRef.load(dataset)
-    ds.check()
+    chain, _ = _settings(ctx)
+    ds = DatasetRef.load(dataset, chain.metadata_url_template)
+    if url:
+        ds = dataclasses.replace(ds, metadata_url=url)
+    ds.check()  # before connecting: a bad dataset costs nothing
     with _open(ctx) as idao:
         res = idao.mint(ds)
     if as_json:

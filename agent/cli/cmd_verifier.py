@@ -39,12 +39,14 @@ def address_cmd(key_file: str, create: bool, as_json: bool) -> None:
 @click.argument("dataset", type=click.Path(exists=True))
 @json_option
 def check_cmd(dataset: str, as_json: bool) -> None:
-    """Check DATASET: its root against the root recomputed from its flows (a mismatch is
-    one ERROR line, exit 2)."""
+    """Check DATASET: its root against the root recomputed from its flows and, for a sealed
+    dataset directory, everything `edge-agent verify` checks (signatures, hashes, Merkle
+    proofs, chains). A failure is one ERROR line."""
     from agent.chain import DatasetRef
+    from agent.chain._verifier import check_dataset
 
     ds = DatasetRef.load(dataset)
-    ds.check()
+    check_dataset(ds)
     out = {"dataset_id": ds.dataset_id, "root": ds.root_hex, "flows": len(ds.flow_roots), "ok": True}
     emit_json(out) if as_json else click.echo(f"{ds.dataset_id}: root {ds.root_hex} matches its {len(ds.flow_roots)} flows")
 
