@@ -20,6 +20,7 @@ from agent.provenance._config import ProvenanceConfig
 from agent.chain._config import ChainConfig
 from agent.errors import ConfigError
 from agent.fleet._config import FleetConfig
+from agent.recording._config import RecordingConfig
 from firmware_bridge._config import BridgeConfig
 from sensors.camera._config import CameraSourceConfig
 from pipeline.camera._config import CameraProcessingConfig
@@ -51,6 +52,7 @@ class AgentConfig(Section):
     bus: BusConfig = Field(default_factory=BusConfig)
     georef: GeorefConfig = Field(default_factory=GeorefConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
     chain: ChainConfig = Field(default_factory=ChainConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)

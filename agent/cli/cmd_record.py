@@ -50,7 +50,8 @@ def command(
         raise RecordingError(f"--duration must be positive, not {duration:g}")
     from agent.config import load_config
 
-    bus = load_config(config_path).bus
+    config = load_config(config_path)
+    bus, rec = config.bus, config.recording
     # An endpoint given here is checked by the socket (BusError names what is wrong).
     cfg = bus if endpoint is None else bus.model_copy(update={"endpoint": endpoint})
     stop = {"now": False}
@@ -61,7 +62,16 @@ def command(
     old = signal.signal(signal.SIGTERM, _stop)
     old_int = signal.signal(signal.SIGINT, _stop)
     try:
-        stats = record(cfg.endpoint, out, duration=duration, should_stop=lambda: stop["now"], bind=bind)
+        stats = record(
+            cfg.endpoint,
+            out,
+            duration=duration,
+            should_stop=lambda: stop["now"],
+            bind=bind,
+            flush_interval_s=rec.flush_interval_s,
+            chunk_size=rec.chunk_size_bytes,
+            compression=rec.compression,
+        )
     finally:
         signal.signal(signal.SIGTERM, old)
         signal.signal(signal.SIGINT, old_int)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.bus.messages import MessageType, decode_message
 from agent.errors import MessageDecodeError
-from agent.recording._writer import DriveWriter
+from agent.recording._writer import DEFAULT_CHUNK_SIZE, DriveWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def record(
     max_messages: int | None = None,
     bind: bool = False,
     flush_interval_s: float = 1.0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    compression: str = "zstd",
     on_ready: Callable[[], None] | None = None,
     context: object | None = None,
 ) -> RecordStats:
@@ -61,7 +63,9 @@ def record(
     kwargs = {} if context is None else {"context": context}
     with (
         Subscriber(endpoint, kinds, bind=bind, **kwargs) as sub,
-        DriveWriter(out, flush_interval_s=flush_interval_s) as writer,
+        DriveWriter(
+            out, flush_interval_s=flush_interval_s, chunk_size=chunk_size, compression=compression
+        ) as writer,
     ):  # type: ignore[arg-type]
         if on_ready is not None:
             on_ready()
