@@ -5,37 +5,39 @@ WGS84 transforms (geodetic, ECEF, local ENU).
 - :mod:`pipeline.georef.pose`: :class:`PoseEstimator` → :class:`PoseTrack` with a
   :class:`PoseStatus` for every time that has no trustworthy pose.
 - :mod:`pipeline.georef.deskew`: :func:`georeference`, :func:`deskew`, :class:`Georeferencer`.
+
+Names are imported on first use (``GeorefConfig`` loads without numba).
 """
 
-from pipeline.georef._config import Extrinsics, GeorefConfig
-from pipeline.georef.deskew import GeorefResult, Georeferencer, deskew, georeference
-from pipeline.georef.frames import (
-    ecef_to_enu,
-    ecef_to_geodetic,
-    enu_to_ecef,
-    enu_to_geodetic,
-    geodetic_to_ecef,
-    geodetic_to_enu,
-    rpy_matrix,
-)
-from pipeline.georef.pose import REASONS, PoseEstimator, PoseStatus, PoseTrack
+from __future__ import annotations
 
-__all__ = [
-    "REASONS",
-    "Extrinsics",
-    "GeorefConfig",
-    "GeorefResult",
-    "Georeferencer",
-    "PoseEstimator",
-    "PoseStatus",
-    "PoseTrack",
-    "deskew",
-    "ecef_to_enu",
-    "ecef_to_geodetic",
-    "enu_to_ecef",
-    "enu_to_geodetic",
-    "geodetic_to_ecef",
-    "geodetic_to_enu",
-    "georeference",
-    "rpy_matrix",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Extrinsics": "pipeline.georef._config",
+    "GeorefConfig": "pipeline.georef._config",
+    "GeorefResult": "pipeline.georef.deskew",
+    "Georeferencer": "pipeline.georef.deskew",
+    "deskew": "pipeline.georef.deskew",
+    "georeference": "pipeline.georef.deskew",
+    "ecef_to_enu": "pipeline.georef.frames",
+    "ecef_to_geodetic": "pipeline.georef.frames",
+    "enu_to_ecef": "pipeline.georef.frames",
+    "enu_to_geodetic": "pipeline.georef.frames",
+    "geodetic_to_ecef": "pipeline.georef.frames",
+    "geodetic_to_enu": "pipeline.georef.frames",
+    "rpy_matrix": "pipeline.georef.frames",
+    "REASONS": "pipeline.georef.pose",
+    "PoseEstimator": "pipeline.georef.pose",
+    "PoseStatus": "pipeline.georef.pose",
+    "PoseTrack": "pipeline.georef.pose",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'pipeline.georef' has no attribute {name!r}")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.bus.messages import FixType
 
 
 class Extrinsics(BaseModel):
@@ -39,9 +38,10 @@ class GeorefConfig(BaseModel):
     antenna_xyz: tuple[float, float, float] = Field(
         (0.0, 0.0, 1.95), description="GNSS antenna phase centre in the vehicle frame, metres")
     accepted_fix_types: list[int] = Field(
-        default_factory=lambda: [int(FixType.GPS), int(FixType.DGPS), int(FixType.PPS), int(FixType.RTK_FIXED),
-                                 int(FixType.RTK_FLOAT)],
-        description="GGA fix qualities trusted for a pose (dead reckoning, manual, simulated are not by default)")
+        # agent.bus.messages.FixType values: GPS, DGPS, PPS, RTK fixed, RTK float
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        description="GGA fix qualities trusted for a pose (not by default: 0 no fix, 6 dead reckoning, "
+                    "7 manual, 8 simulated)")
     max_hdop: float = Field(5.0, gt=0, description="fixes with a larger HDOP give no pose")
     max_gap_s: float = Field(1.5, gt=0, description="no pose between two fixes further apart than this")
     max_extrapolation_s: float = Field(0.15, ge=0, description="pose this far past the last fix (at its velocity)")
