@@ -102,6 +102,7 @@ class DeviceClient:
         self._inflight_items: set[int] = set()
         self._restart_after: str | None = None  # outbox key whose PUBACK triggers the restart
         self._telemetry_seq = 0
+        self._next_prune = 0.0
         self._next_telemetry = 0.0
         self._started_at = time.time()
         self.status_mid: int | None = None
@@ -219,6 +220,7 @@ class DeviceClient:
                 self._drain_intake()
                 self._pump()
                 self._maybe_telemetry()
+                self._maybe_prune()
             except Exception:  # noqa: BLE001 - keep the link alive; the error is logged
                 log.exception("fleet loop error")
                 time.sleep(0.5)
@@ -283,6 +285,15 @@ class DeviceClient:
             self._inflight_items.add(item.id)
             with self._db_lock:
                 self.outbox.attempted(item.id)
+
+    def _maybe_prune(self) -> None:
+        """Forget finished jobs well past expiry (expiry alone refuses their replays)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 3600.0
+        with self._db_lock:
+            self.ledger.prune(time.time() - self.cfg.clock_skew_s - 60)
 
     def _maybe_telemetry(self) -> None:
         now = time.monotonic()

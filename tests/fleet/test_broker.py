@@ -265,3 +265,24 @@ def test_device_signs_status_events_and_updates(tmp_path: Path, broker: Broker, 
     forged = dict(f.history[-1], state="FAILED")
     assert verify_device_doc(forged) is False
     assert verify_device_doc({"state": "SUCCEEDED"}) is None
+
+
+def test_job_timeout_and_agent_death_mid_job(broker: Broker, fleet_key: SigningKey, device_factory: Any) -> None:
+    dev = device_factory(broker, fleet_key)
+    dev.start()
+    with FleetClient(broker.fleet_config(), fleet_key) as fc:
+        _, f = fc.send("dev-1", "flush_uploads", {"duration_s": 3}, timeout_s=0.5)
+        final = f.wait(10)
+        assert final["state"] == "TIMED_OUT" and "0.5" in final["details"]["reason"]
+
+        _, f = fc.send("dev-1", "flush_uploads", {"duration_s": 5})
+        wait_for(lambda: "IN_PROGRESS" in states(f.history))
+        dev.kill(signal.SIGKILL)  # the agent dies under the job
+        dev.start()
+        final = f.wait(15)
+        n = len(f.history)
+        time.sleep(1.5)  # a re-run would send IN_PROGRESS again within milliseconds
+        assert len(f.history) == n
+    assert final["state"] == "FAILED" and "restarted while IN_PROGRESS" in final["details"]["reason"]
+    assert collapse(states(f.history)) == ["QUEUED", "IN_PROGRESS", "FAILED"]
+    assert dev.actions() == []  # neither job's work completed
