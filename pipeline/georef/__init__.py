@@ -4,7 +4,7 @@ WGS84 transforms (geodetic, ECEF, local ENU).
 - :mod:`pipeline.georef.frames`: numba transforms on arrays.
 - :mod:`pipeline.georef.pose`: :class:`PoseEstimator` → :class:`PoseTrack` with a
   :class:`PoseStatus` for every time that has no trustworthy pose.
-- :mod:`pipeline.georef.deskew`: :func:`georeference`, :func:`deskew`, :class:`Georeferencer`.
+- :mod:`pipeline.georef._deskew`: :func:`georeference`, :func:`deskew`, :class:`Georeferencer`.
 
 Names are imported on first use (``GeorefConfig`` loads without numba).
 """
@@ -17,10 +17,10 @@ from typing import Any
 _WHERE = {
     "Extrinsics": "pipeline.georef._config",
     "GeorefConfig": "pipeline.georef._config",
-    "GeorefResult": "pipeline.georef.deskew",
-    "Georeferencer": "pipeline.georef.deskew",
-    "deskew": "pipeline.georef.deskew",
-    "georeference": "pipeline.georef.deskew",
+    "GeorefResult": "pipeline.georef._deskew",
+    "Georeferencer": "pipeline.georef._deskew",
+    "deskew": "pipeline.georef._deskew",
+    "georeference": "pipeline.georef._deskew",
     "ecef_to_enu": "pipeline.georef.frames",
     "ecef_to_geodetic": "pipeline.georef.frames",
     "enu_to_ecef": "pipeline.georef.frames",
