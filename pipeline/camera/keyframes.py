@@ -183,7 +183,8 @@ class KeyframeSelector:
             return True
         if abs(p.utc_ns - self.last.utc_ns) < self.min_interval_ns:
             return False
-        return p.odometer_m - self.last.odometer_m >= self.every_m
+        # a micrometre of slack: a frame exactly N metres on must not miss by rounding
+        return p.odometer_m - self.last.odometer_m >= self.every_m - 1e-6
 
     def mark(self, p: Position) -> None:
         """Record that a keyframe was taken at ``p``."""
