@@ -14,21 +14,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.recording._channels import (
-    BUS_ENCODING,
-    PROFILE,
-    SCHEMAS,
-    decode_payload,
-    encode_payload,
-    topic_for,
-)
-from agent.recording._reader import DriveReader, RawMessage, ReadStats, drive_metadata, iter_drive
-from agent.recording._replay import ReplayStats, parse_speed, replay
-from agent.recording._writer import DriveWriter
+if TYPE_CHECKING:  # static names for type checkers; at run time they load lazily
+    from agent.recording._channels import (
+        BUS_ENCODING,
+        PROFILE,
+        SCHEMAS,
+        decode_payload,
+        encode_payload,
+        topic_for,
+    )
+    from agent.recording._config import RecordingConfig
+    from agent.recording._import import ImportStats, import_drive
+    from agent.recording._info import drive_info
+    from agent.recording._reader import DriveReader, RawMessage, ReadStats, drive_metadata, iter_drive
+    from agent.recording._record import RecordStats, record
+    from agent.recording._replay import ReplayStats, parse_speed, replay
+    from agent.recording._writer import DriveWriter
 
+# Everything loads on first use: the configuration imports ``agent.recording._config``
+# without paying for mcap, zstandard and the bus messages.
 _LAZY = {
+    "BUS_ENCODING": "agent.recording._channels",
+    "PROFILE": "agent.recording._channels",
+    "SCHEMAS": "agent.recording._channels",
+    "decode_payload": "agent.recording._channels",
+    "encode_payload": "agent.recording._channels",
+    "topic_for": "agent.recording._channels",
+    "DriveReader": "agent.recording._reader",
+    "RawMessage": "agent.recording._reader",
+    "ReadStats": "agent.recording._reader",
+    "drive_metadata": "agent.recording._reader",
+    "iter_drive": "agent.recording._reader",
+    "ReplayStats": "agent.recording._replay",
+    "parse_speed": "agent.recording._replay",
+    "replay": "agent.recording._replay",
+    "DriveWriter": "agent.recording._writer",
+    "RecordingConfig": "agent.recording._config",
     "record": "agent.recording._record",
     "RecordStats": "agent.recording._record",
     "import_drive": "agent.recording._import",
@@ -55,6 +78,7 @@ __all__ = [
     "RawMessage",
     "ReadStats",
     "RecordStats",
+    "RecordingConfig",
     "ReplayStats",
     "decode_payload",
     "drive_metadata",
