@@ -137,11 +137,15 @@ class TransactionReverted(ChainError):
         super().__init__(f"{action} reverted: {reason}{where}")
 
 
-class DatasetMismatch(ChainError):
-    """A dataset's stated root does not match the root recomputed from its flows: refused
-    before any transaction."""
+class InvalidDataset(ChainError):
+    """A dataset given to the chain side cannot be read or is malformed (bad input, exit 2)."""
 
     exit_code = 2
+
+
+class DatasetMismatch(InvalidDataset):
+    """A dataset's stated root does not match the root recomputed from its flows: refused
+    before any transaction."""
 
     def __init__(self, dataset_id: str, stated: str, recomputed: str) -> None:
         self.dataset_id, self.stated, self.recomputed = dataset_id, stated, recomputed

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ChainError, DatasetMismatch
+from agent.errors import DatasetMismatch, InvalidDataset
 
 # Where a dataset's metadata lives, until the upload sink reports the real URL.
 DEFAULT_URL_TEMPLATE = "edge-agent://{evm_address}/datasets/{dataset_id}"
@@ -46,9 +46,9 @@ def _hex32(value: Any, what: str) -> bytes:
     try:
         out = bytes.fromhex(raw)
     except ValueError:
-        raise ChainError(f"{what}: not hex: {text!r}") from None
+        raise InvalidDataset(f"{what}: not hex: {text!r}") from None
     if len(out) != 32:
-        raise ChainError(f"{what}: expected 32 bytes, got {len(out)}")
+        raise InvalidDataset(f"{what}: expected 32 bytes, got {len(out)}")
     return out
 
 
@@ -93,7 +93,7 @@ class DatasetRef:
             return cls(str(doc["dataset_id"]), _hex32(doc["root"], "root"), str(doc["metadata_url"]),
                        tuple(_hex32(r, f"flow_roots[{i}]") for i, r in enumerate(doc.get("flow_roots", []))))
         except KeyError as exc:
-            raise ChainError(f"dataset manifest lacks {exc.args[0]!r}") from None
+            raise InvalidDataset(f"dataset manifest lacks {exc.args[0]!r}") from None
 
     @classmethod
     def from_provenance(cls, directory: str | Path, url_template: str = DEFAULT_URL_TEMPLATE) -> DatasetRef:
@@ -122,9 +122,9 @@ class DatasetRef:
         try:
             doc = json.loads(p.read_text())
         except FileNotFoundError:
-            raise ChainError(f"{p}: no such dataset manifest") from None
+            raise InvalidDataset(f"{p}: no such dataset manifest") from None
         except json.JSONDecodeError as exc:
-            raise ChainError(f"{p}: not JSON: {exc}") from None
+            raise InvalidDataset(f"{p}: not JSON: {exc}") from None
         if not isinstance(doc, dict):
-            raise ChainError(f"{p}: the manifest must be a JSON object")
+            raise InvalidDataset(f"{p}: the manifest must be a JSON object")
         return cls.from_json(doc)

@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Protocol
 
-from agent.errors import ChainError
+from agent.errors import ConfigError
 
 
 class EvmKeySource(Protocol):
@@ -29,16 +29,16 @@ class KeyFile:
     def private_key(self) -> bytes:
         if not self.path.exists():
             if not self.create:
-                raise ChainError(f"{self.path}: no such EVM key file")
+                raise ConfigError(str(self.path), "no such EVM key file")
             write_key(self.path, secrets.token_bytes(32))
         text = self.path.read_text().strip()
         raw = text[2:] if text.startswith("0x") else text
         try:
             key = bytes.fromhex(raw)
         except ValueError:
-            raise ChainError(f"{self.path}: not a hex private key") from None
+            raise ConfigError(str(self.path), "not a hex private key") from None
         if len(key) != 32:
-            raise ChainError(f"{self.path}: a private key is 32 bytes, found {len(key)}")
+            raise ConfigError(str(self.path), f"a private key is 32 bytes, found {len(key)}")
         return key
 
 
