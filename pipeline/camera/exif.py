@@ -113,6 +113,9 @@ def build_exif(position: Position, *, utc_ns: int | None = None, make: str = "ed
 def insert_exif(jpeg: bytes, exif: bytes) -> bytes:
     """``jpeg`` with its EXIF APP1 segment replaced by (or given) ``exif``."""
     piexif = _piexif()
+    # piexif takes anything that is not JPEG/WebP bytes for a file name: check here
+    if not isinstance(jpeg, bytes | bytearray) or jpeg[:3] != b"\xff\xd8\xff":
+        raise CameraProcessingError("cannot insert EXIF: not JPEG bytes")
     out = io.BytesIO()
     try:
         piexif.insert(exif, jpeg, out)
