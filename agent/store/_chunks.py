@@ -172,6 +172,7 @@ class ChunkStore:
         self.recovered: dict[str, int] = {}
         self.reserve_path = self.root / "reserve.bin"
         self._fs_full = False
+        self._used: int | None = None
         self.recover()
         self._restore_reserve()
 
@@ -294,7 +295,13 @@ class ChunkStore:
 
     # ------------------------------------------------------------------ budget
     def used_bytes(self) -> int:
-        """Bytes of chunk, payload, Flow and dataset files not evicted."""
+        """Bytes of chunk, payload, Flow and dataset files not evicted (kept in memory,
+        counted from the database at open and after eviction)."""
+        if self._used is None:
+            self._used = self._count_used()
+        return self._used
+
+    def _count_used(self) -> int:
         c = self.conn.execute("SELECT COALESCE(SUM(file_bytes), 0) FROM chunks WHERE evicted = 0").fetchone()[0]
         f = self.conn.execute("SELECT COALESCE(SUM(file_bytes), 0) FROM flows WHERE evicted = 0").fetchone()[0]
         d = self.conn.execute("SELECT COALESCE(SUM(file_bytes), 0) FROM datasets WHERE evicted = 0").fetchone()[0]
@@ -343,6 +350,7 @@ class ChunkStore:
                 c.execute("UPDATE datasets SET evicted = 1 WHERE session = ?", (session,))
                 c.executemany("UPDATE flows SET evicted = 1 WHERE seq = ?", [(s,) for s in flows])
                 c.executemany("UPDATE chunks SET evicted = 1 WHERE id = ?", [(r[0],) for r in chunk_rows])
+            self._used = None
             freed = before - self.used_bytes()
             # Files go after the commit: a crash here leaves files of evicted rows, removed at recovery.
             shutil.rmtree(self.dataset_dir(session), ignore_errors=True)
@@ -401,6 +409,7 @@ class ChunkStore:
                 for p in paths:
                     remove_quietly(p)
                 raise self._io_failure(exc, "committing a chunk", len(spec.payload)) from None
+            self._used = self.used_bytes() + sum(len(b) for b in blobs)
             return chunk
 
     def _restore_reserve(self) -> bool:
@@ -499,6 +508,7 @@ class ChunkStore:
                                    (State.IN_FLOW, seq, cid, State.CHUNKED)).rowcount
                 if n != len(take):
                     raise StoreError(f"Flow {seq}: {len(take) - n} chunks were no longer pending")
+            self._used = self.used_bytes() + len(flow.cose)
             return flow
 
     def cut_flows(self, force: bool = False) -> list[SignedFlow]:
@@ -589,6 +599,7 @@ class ChunkStore:
                       (ds.id, ds.manifest["root"], State.SEALED, fbytes, session))
             c.execute("UPDATE flows SET state = ? WHERE dataset = ?", (State.SEALED, session))
             c.executemany("UPDATE chunks SET state = ? WHERE id = ?", [(State.SEALED, cid) for cid, _ in chunk_rows])
+        self._used = None  # the dataset's own files now count
         self._event("dataset_sealed", {"dataset": session, "id": ds.id, "root": ds.manifest["root"].hex(),
                                        "reason": reason, "flows": len(flow_rows), "chunks": len(chunk_rows),
                                        "path": str(out)})
