@@ -23,7 +23,33 @@ _NAMES = {
     "Proof": "_verifier", "ProofData": "_verifier", "ProofSource": "_verifier", "Verifier": "_verifier",
 }
 
-__all__ = sorted(_NAMES)
+__all__ = [
+    "BACKENDS",
+    "ChainClient",
+    "ChainConfig",
+    "DatasetRef",
+    "Deployment",
+    "ETH",
+    "EvmKeySource",
+    "Idao",
+    "KeyFile",
+    "MINTER_ROLE",
+    "MintResult",
+    "Minter",
+    "Proof",
+    "ProofData",
+    "ProofSource",
+    "SignedTx",
+    "VERIFIER_ROLE",
+    "Verifier",
+    "allow_verifier",
+    "deploy",
+    "embedded_web3",
+    "fund",
+    "merkle_root",
+    "rpc_web3",
+    "write_key",
+]
 
 
 def __getattr__(name: str) -> Any:

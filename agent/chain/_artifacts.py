@@ -70,7 +70,7 @@ def decode_revert(data: bytes | str | None) -> str:
     if data is None:
         return "reverted without data"
     if isinstance(data, str):
-        data = bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        data = bytes.fromhex(data.removeprefix("0x"))
     if len(data) < 4:
         return "reverted without data"
     sel, body = data[:4], data[4:]

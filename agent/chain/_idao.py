@@ -182,7 +182,7 @@ def device_evm_key(cfg: ChainConfig, state: Path) -> bytes:
     return KeyFile(state / cfg.key_file, create=True).private_key()
 
 
-def Account_address(key: bytes) -> str:  # noqa: N802 - reads as the address of a key
+def Account_address(key: bytes) -> str:
     from eth_account import Account
 
     return Account.from_key(key).address

@@ -32,7 +32,7 @@ class KeyFile:
                 raise ConfigError(str(self.path), "no such EVM key file")
             write_key(self.path, secrets.token_bytes(32))
         text = self.path.read_text().strip()
-        raw = text[2:] if text.startswith("0x") else text
+        raw = text.removeprefix("0x")
         try:
             key = bytes.fromhex(raw)
         except ValueError:

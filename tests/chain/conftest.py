@@ -12,8 +12,8 @@ from web3 import Web3
 from agent.chain import ChainClient, ChainConfig, DatasetRef, Verifier, deploy, embedded_web3, fund
 from agent.chain._artifacts import artifact
 
-FAST = dict(poll_interval_s=0.05, backoff_initial_s=0.05, backoff_max_s=0.5, rpc_retry_total_s=20.0,
-            receipt_timeout_s=30.0, rebroadcast_s=1.0)
+FAST = {"poll_interval_s": 0.05, "backoff_initial_s": 0.05, "backoff_max_s": 0.5, "rpc_retry_total_s": 20.0,
+        "receipt_timeout_s": 30.0, "rebroadcast_s": 1.0}
 
 
 def key(label: str) -> bytes:

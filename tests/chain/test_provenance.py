@@ -45,7 +45,7 @@ def test_sealed_dataset_reads_verifies_and_mints_once(sealed: Path, tmp_path: Pa
 def test_tampered_sealed_dataset_is_refused_before_any_transaction(sealed: Path, tmp_path: Path):
     bad = tmp_path / "bad"
     shutil.copytree(sealed, bad)
-    victim = sorted((bad / "chunks").glob("*.bin"))[0]
+    victim = min((bad / "chunks").glob("*.bin"))
     data = bytearray(victim.read_bytes())
     data[10] ^= 0xFF
     victim.write_bytes(bytes(data))

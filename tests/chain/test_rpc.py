@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from web3 import Web3
 
 from agent.chain import ChainConfig, DatasetRef, Idao, Verifier, write_key
 from agent.errors import ChainIdMismatch, InsufficientFunds, RpcUnavailable
@@ -148,7 +147,7 @@ def test_rpc_unreachable_past_the_budget_is_one_clear_error(node: Ganache, deplo
     with open_idao(cfg, tmp_path / "dev") as dev:
         node.stop()
         try:
-            with pytest.raises(RpcUnavailable, match=f"unreachable for 1 s"):
+            with pytest.raises(RpcUnavailable, match="unreachable for 1 s"):
                 dev.mint(dataset(next(_n)))
         finally:
             node.start()
