@@ -110,3 +110,20 @@ def sections(*parts: bytes | bytearray | memoryview) -> bytes:
         out.append(_CRC.pack(len(p)))
         out.append(bytes(p))
     return b"".join(out)
+
+
+def zpack(data: bytes | bytearray | memoryview, level: int = 3) -> bytes:
+    """zstd-compress a side section."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=level).compress(bytes(data))
+
+
+def zunpack(data: bytes | bytearray | memoryview, limit: int, codec: str, what: str) -> bytes:
+    """Decompress a side section of at most ``limit`` bytes, or raise :class:`CodecError`."""
+    import zstandard
+
+    try:
+        return zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=limit)
+    except zstandard.ZstdError as err:
+        raise CodecError(f"{codec}: {what} section does not decompress ({err})", codec) from None

@@ -13,7 +13,8 @@ bits* written raw to a separate bit stream:
 So a token says the magnitude to within a factor of 1.5, the entropy coder models that, and the
 uniformly distributed low bits cost exactly what they are. Tables are per context, built from
 the chunk's own token counts (two passes: a static model per chunk, so decoding is one table
-look-up per token), normalised to 2**12, and stored in the payload as varints.
+look-up per token), stored as one log-scale level byte per token (zstd-compressed by the
+caller) and normalised to 2**12 the same way on both sides.
 
 rANS: 32-bit state, byte-wise renormalisation, L = 2**23 (as in ryg's ``rans_byte``). The
 encoder walks the tokens backwards and writes bytes from the end of its buffer; the decoder
@@ -131,31 +132,39 @@ def bits_get(buf, end, st, nbits):
 
 
 # -- tables -----------------------------------------------------------------------------------
+# A table is stored as one byte per token: a level L (0 = absent), the token's count being
+# about 2**((L - 1) / 2). Both sides turn levels into frequencies with the same integer
+# arithmetic (_normalise), so the stored form is small and decoding is deterministic.
+
+_W = np.array([0, 1, 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448,
+               2048, 2896, 4096, 5793, 8192, 11585, 16384, 23170, 32768, 46341, 65536, 92682, 131072, 185364,
+               262144, 370728, 524288, 741455, 1048576, 1482910, 2097152, 2965821, 4194304, 5931642, 8388608,
+               11863283, 16777216, 23726566, 33554432, 47453133, 67108864, 94906266, 134217728, 189812531,
+               268435456, 379625062, 536870912, 759250125, 1073741824, 1518500250, 2147483648], np.int64)
+MAX_LEVEL = 63
+
 
 @njit(cache=True)
-def build_freqs(sym, ctx, n, nctx):
-    """Token counts per context → frequencies summing to SCALE (each used token >= 1)."""
-    counts = np.zeros((nctx, NTOK), np.int64)
-    for i in range(n):
-        counts[ctx[i], sym[i]] += 1
-    freq = np.zeros((nctx, NTOK), np.int32)
+def _normalise(levels, freq):
+    """Levels (nctx, NTOK) → frequencies summing to SCALE per used context (each used >= 1)."""
+    nctx = levels.shape[0]
     for c in range(nctx):
-        total = 0
+        total = np.int64(0)
         for s in range(NTOK):
-            total += counts[c, s]
+            total += _W[levels[c, s]]
         if total == 0:
             continue
         acc = 0
         best = 0
         for s in range(NTOK):
-            k = counts[c, s]
-            if k > 0:
-                f = (k * SCALE) // total
+            w = _W[levels[c, s]]
+            if w > 0:
+                f = (w * SCALE) // total
                 if f < 1:
                     f = 1
                 freq[c, s] = f
                 acc += f
-                if k > counts[c, best]:
+                if f > freq[c, best]:
                     best = s
         diff = SCALE - acc
         if freq[c, best] + diff >= 1:
@@ -169,34 +178,58 @@ def build_freqs(sym, ctx, n, nctx):
                 take = min(-diff, freq[c, big] - 1)
                 freq[c, big] -= take
                 diff += take
-    return freq
 
 
 @njit(cache=True)
-def write_freqs(freq, out, pos):
-    """Varint-serialise ``freq`` at ``out[pos:]``: per context the used length, then values."""
-    nctx = freq.shape[0]
+def build_levels(sym, ctx, n, nctx):
+    """Token counts per context → stored levels (uint8)."""
+    counts = np.zeros((nctx, NTOK), np.int64)
+    for i in range(n):
+        counts[ctx[i], sym[i]] += 1
+    levels = np.zeros((nctx, NTOK), np.uint8)
+    for c in range(nctx):
+        for s in range(NTOK):
+            k = counts[c, s]
+            if k > 0:
+                lv = 1 + int(np.floor(2.0 * np.log2(np.float64(k)) + 0.5))
+                levels[c, s] = min(lv, MAX_LEVEL)
+    return levels
+
+
+@njit(cache=True)
+def freqs_of(levels):
+    freq = np.zeros(levels.shape, np.int32)
+    _normalise(levels, freq)
+    return freq
+
+
+def build_freqs(sym, ctx, n, nctx):
+    """(levels, freq) for ``sym[:n]`` under ``ctx``."""
+    levels = build_levels(sym, ctx, n, nctx)
+    return levels, freqs_of(levels)
+
+
+@njit(cache=True)
+def write_levels(levels, out, pos):
+    """Per context: the used length m, then m level bytes."""
+    nctx = levels.shape[0]
     for c in range(nctx):
         m = 0
         for s in range(NTOK):
-            if freq[c, s] != 0:
+            if levels[c, s] != 0:
                 m = s + 1
         out[pos] = m
         pos += 1
         for s in range(m):
-            v = freq[c, s]
-            while v >= 0x80:
-                out[pos] = (v & 0x7F) | 0x80
-                pos += 1
-                v >>= 7
-            out[pos] = v
+            out[pos] = levels[c, s]
             pos += 1
     return pos
 
 
 @njit(cache=True)
 def read_freqs(buf, pos, end, nctx):
-    """Inverse of :func:`write_freqs`; returns (freq, cum, lut, position, ok)."""
+    """Inverse of :func:`write_levels`; returns (freq, cum, lut, position, ok)."""
+    levels = np.zeros((nctx, NTOK), np.uint8)
     freq = np.zeros((nctx, NTOK), np.int32)
     cum = np.zeros((nctx, NTOK + 1), np.int32)
     lut = np.zeros((nctx, SCALE), np.uint8)
@@ -205,25 +238,16 @@ def read_freqs(buf, pos, end, nctx):
             return freq, cum, lut, pos, False
         m = buf[pos]
         pos += 1
-        if m > NTOK:
+        if m > NTOK or pos + m > end:
             return freq, cum, lut, pos, False
-        total = 0
         for s in range(m):
-            v = 0
-            shift = 0
-            while True:
-                if pos >= end or shift > 14:
-                    return freq, cum, lut, pos, False
-                b = buf[pos]
-                pos += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
-            freq[c, s] = v
-            total += v
-        if m > 0 and total != SCALE:
-            return freq, cum, lut, pos, False
+            lv = buf[pos]
+            pos += 1
+            if lv > MAX_LEVEL:
+                return freq, cum, lut, pos, False
+            levels[c, s] = lv
+    _normalise(levels, freq)
+    for c in range(nctx):
         for s in range(NTOK):
             cum[c, s + 1] = cum[c, s] + freq[c, s]
             for k in range(cum[c, s], cum[c, s + 1]):

@@ -10,13 +10,16 @@ Pixel words form ``P``-row range images (row = channel, column = firing/measurem
 packets). Predictors, in the word's own units (Velodyne 2 mm, Ouster mm or 8 mm):
 
 - range words: a zero range ("no return") is its own token; any other value is predicted by the
-  last non-zero range of the same row (previous column, skipping misses);
-- other pixel words: the value of the same row in the previous column;
+  last non-zero range of the row ``pred_row[p]`` (by default the same row: previous column,
+  skipping misses; for a VLP-16 the same laser's firing half a block earlier, the other half of
+  the 32 slots);
+- other pixel words: the last value of row ``pred_row[p]``;
 - packet and column words (series): second-order prediction ``2 a[-1] - a[-2]`` (exact for
   constant fields, counters and clocks), modulo the word size.
 
 Contexts: for pixel words the bucketed tokens of the left neighbour (same row) and of the
-neighbour above (previous row, same column), and for non-range words whether the pixel's range
+neighbour above (row ``up_row[p]``, decoded earlier in the same column: the nearest beam in
+elevation), and for non-range words whether the pixel's range
 is zero; for series words the previous token of the same word.
 """
 
@@ -102,7 +105,7 @@ def _take(c, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst):
 
 @njit(cache=True)
 def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_off0, pix_stride,
-                   pix_words, sym, ctx, bbuf, bst):
+                   pix_words, pred_row, up_row, sym, ctx, bbuf, bst):
     """Tokens of packets ``pk`` (n, S) uint8. ``*_words`` rows: (offset, size[, kind, gate])."""
     n = pk.shape[0]
     npw = pkt_words.shape[0]
@@ -114,7 +117,6 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
     sc = np.zeros((ncw, 3), np.int64)
     last = np.zeros((n_pix, nxw), np.int64)
     ltok = np.zeros((n_pix, nxw), np.int64)
-    utok = np.zeros(nxw, np.int64)
     cur = np.zeros(nxw, np.int64)
     k = 0
     ncol_seen = 0
@@ -140,37 +142,36 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                 sc[w, 1] = sc[w, 0]
                 sc[w, 0] = v
             ncol_seen += 1
-            for w in range(nxw):
-                utok[w] = 0
             for p in range(n_pix):
                 po = co + pix_off0 + p * pix_stride
                 for w in range(nxw):
                     size = pix_words[w, 1]
                     v = _rd(row, po + pix_words[w, 0], size)
                     cur[w] = v
-                    cb = base_x + w * PIX_CTX + bucket(ltok[p, w]) * NB + bucket(utok[w])
+                    pr = pred_row[p]
+                    ur = up_row[p]
+                    cb = base_x + w * PIX_CTX + bucket(ltok[pr, w]) * NB + (bucket(ltok[ur, w]) if ur >= 0 else 0)
                     if pix_words[w, 2] == RANGE:
                         if v == 0:
                             u = np.int64(0)
                         else:
-                            u = zigzag(_wrap(v - last[p, w], size)) + 1
+                            u = zigzag(_wrap(v - last[pr, w], size)) + 1
                             last[p, w] = v
                     else:
                         g = pix_words[w, 3]
                         if g >= 0 and cur[g] == 0:
                             cb += NB * NB
-                        u = zigzag(_wrap(v - last[p, w], size))
+                        u = zigzag(_wrap(v - last[pr, w], size))
                         last[p, w] = v
                     t = _emit(u, cb, k, sym, ctx, bbuf, bst)
                     k += 1
                     ltok[p, w] = t
-                    utok[w] = t
     return k
 
 
 @njit(cache=True)
 def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_off0, pix_stride,
-                   pix_words, rbuf, rend, freq, cum, lut, bbuf, bend, out):
+                   pix_words, pred_row, up_row, rbuf, rend, freq, cum, lut, bbuf, bend, out):
     """Inverse of :func:`encode_packets` into ``out`` (n, S); returns 0 when the streams were
     consumed exactly, 1 on corrupt data."""
     rst = np.zeros(3, np.int64)
@@ -185,7 +186,6 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
     sc = np.zeros((ncw, 3), np.int64)
     last = np.zeros((n_pix, nxw), np.int64)
     ltok = np.zeros((n_pix, nxw), np.int64)
-    utok = np.zeros(nxw, np.int64)
     cur = np.zeros(nxw, np.int64)
     ncol_seen = 0
     for i in range(n):
@@ -211,32 +211,31 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                 sc[w, 1] = sc[w, 0]
                 sc[w, 0] = v
             ncol_seen += 1
-            for w in range(nxw):
-                utok[w] = 0
             for p in range(n_pix):
                 po = co + pix_off0 + p * pix_stride
                 for w in range(nxw):
                     size = pix_words[w, 1]
                     mask = (np.int64(1) << (8 * size)) - 1
-                    cb = base_x + w * PIX_CTX + bucket(ltok[p, w]) * NB + bucket(utok[w])
+                    pr = pred_row[p]
+                    ur = up_row[p]
+                    cb = base_x + w * PIX_CTX + bucket(ltok[pr, w]) * NB + (bucket(ltok[ur, w]) if ur >= 0 else 0)
                     if pix_words[w, 2] == RANGE:
                         t, u = _take(cb, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
                         if u == 0:
                             v = np.int64(0)
                         else:
-                            v = (last[p, w] + unzigzag(u - 1)) & mask
+                            v = (last[pr, w] + unzigzag(u - 1)) & mask
                             last[p, w] = v
                     else:
                         g = pix_words[w, 3]
                         if g >= 0 and cur[g] == 0:
                             cb += NB * NB
                         t, u = _take(cb, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
-                        v = (last[p, w] + unzigzag(u)) & mask
+                        v = (last[pr, w] + unzigzag(u)) & mask
                         last[p, w] = v
                     cur[w] = v
                     _wr(row, po + pix_words[w, 0], size, v)
                     ltok[p, w] = t
-                    utok[w] = t
         if rst[2] or bst[3]:
             return 1
     if rst[2] or bst[3] or rst[0] != RANS_L or rst[1] != rend:

@@ -139,12 +139,12 @@ def _attr_arrays(descs: list[dict], mat: np.ndarray, raw: list[np.ndarray]) -> d
 
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
     """Tables and rANS stream of ``sym[:k]``."""
-    freq = E.build_freqs(sym, ctx, k, nctx)
-    tab = np.empty(nctx * (E.NTOK * 2 + 1), np.uint8)
-    tlen = E.write_freqs(freq, tab, 0)
+    levels, freq = E.build_freqs(sym, ctx, k, nctx)
+    tab = np.empty(nctx * (E.NTOK + 1), np.uint8)
+    tlen = E.write_levels(levels, tab, 0)
     out = np.empty(2 * k + 16, np.uint8)
     start = E.rans_encode(sym, ctx, k, freq, E.cumulative(freq), out)
-    return tab[:tlen].tobytes(), out[start:].tobytes()
+    return C.zpack(tab[:tlen]), out[start:].tobytes()
 
 
 class QuantizedCodec:
@@ -303,7 +303,7 @@ class QuantizedCodec:
                 or not (step > 0 and math.isfinite(step)) or nrings < 1 or nrings > _MAX_RINGS
                 or bool(ring_dtype) != (nrings > 1 or ring_dtype != "")):
             raise CodecError(f"{NAME}: inconsistent header fields", NAME)
-        tables = np.frombuffer(s.take("tables"), np.uint8)
+        tables_z = s.take("tables")
         stream = np.frombuffer(s.take("stream"), np.uint8)
         bits = np.frombuffer(s.take("bits"), np.uint8)
         raw_b = s.take("raw")
@@ -317,6 +317,7 @@ class QuantizedCodec:
             raise CodecError(f"{NAME}: point count {n} is implausible", NAME)
         with_ring = mode == MODES["morton"] and nrings > 1
         nctx = K.NB * (1 + na + with_ring) if mode == MODES["morton"] else K.n_contexts(na)
+        tables = np.frombuffer(C.zunpack(tables_z, nctx * (E.NTOK + 1), NAME, "tables"), np.uint8)
         freq, cum, lut, tend, ok = E.read_freqs(tables, 0, len(tables), nctx)
         if not ok or tend != len(tables):
             raise CodecError(f"{NAME}: bad frequency tables", NAME)

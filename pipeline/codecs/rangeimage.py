@@ -58,6 +58,8 @@ class PacketLayout:
     pix_off0: int
     pix_stride: int
     pix_words: np.ndarray
+    pred_row: np.ndarray  # (n_pix,) row whose last value predicts this row
+    up_row: np.ndarray  # (n_pix,) row giving the "above" context (-1: none)
     pkt_names: tuple[str, ...] = ()
     col_names: tuple[str, ...] = ()
     pix_names: tuple[str, ...] = ()
@@ -87,7 +89,10 @@ class PacketLayout:
         if ok and nx:
             kinds, gates = self.pix_words[:, 2], self.pix_words[:, 3]
             ok = bool(((kinds == 0) | (kinds == 1)).all() and ((gates >= -1) & (gates < np.arange(nx))).all())
-        if not ok or not (cover == 1).all():
+        rows_ok = (self.pred_row.shape == (self.n_pix,) and self.up_row.shape == (self.n_pix,)
+                   and bool(((self.pred_row >= 0) & (self.pred_row < self.n_pix)).all())
+                   and bool(((self.up_row >= -1) & (self.up_row < self.n_pix)).all()))
+        if not ok or not rows_ok or not (cover == 1).all():
             raise CodecError(f"{NAME}: packet layout {self.name!r} does not cover each byte exactly once", NAME)
 
     def to_bytes(self) -> bytes:
@@ -95,7 +100,7 @@ class PacketLayout:
                             self.col_stride, len(self.col_words), self.n_pix, self.pix_off0, self.pix_stride,
                             len(self.pix_words), 0, 0)
         arrays = [np.ascontiguousarray(a, np.int32).tobytes() for a in (self.pkt_words, self.col_words,
-                                                                         self.pix_words)]
+                                                                         self.pix_words, self.pred_row, self.up_row)]
         names = "\n".join(["|".join(self.pkt_names), "|".join(self.col_names), "|".join(self.pix_names)])
         return head + b"".join(arrays) + names.encode()
 
@@ -105,10 +110,13 @@ class PacketLayout:
         if len(b) < _LAYOUT.size:
             raise CodecError(f"{NAME}: layout section too short", NAME)
         name, size, npk, ncols, co0, cst, ncw, npix, po0, pst, nxw, _, _ = _LAYOUT.unpack_from(b)
-        need = _LAYOUT.size + 4 * (2 * npk + 2 * ncw + 4 * nxw)
-        if max(npk, ncw, nxw) > 4096 or len(b) < need:
+        if max(npk, ncw, nxw, npix) > 4096:
+            raise CodecError(f"{NAME}: layout section is implausible", NAME)
+        need = _LAYOUT.size + 4 * (2 * npk + 2 * ncw + 4 * nxw + 2 * npix)
+        if len(b) < need:
             raise CodecError(f"{NAME}: layout section too short", NAME)
-        a = np.frombuffer(b, np.int32, 2 * npk + 2 * ncw + 4 * nxw, _LAYOUT.size).astype(np.int64)
+        a = np.frombuffer(b, np.int32, 2 * npk + 2 * ncw + 4 * nxw + 2 * npix, _LAYOUT.size).astype(np.int64)
+        rows = a[2 * npk + 2 * ncw + 4 * nxw :]
         try:
             pn, cn, xn = b[need:].decode().split("\n")
         except (UnicodeDecodeError, ValueError):
@@ -116,7 +124,8 @@ class PacketLayout:
         split = (lambda s: tuple(s.split("|")) if s else ())  # noqa: E731
         layout = cls(name.rstrip(b"\0").decode(errors="replace"), size, a[: 2 * npk].reshape(npk, 2), ncols, co0,
                      cst, a[2 * npk : 2 * npk + 2 * ncw].reshape(ncw, 2), npix, po0, pst,
-                     a[2 * npk + 2 * ncw :].reshape(nxw, 4), split(pn), split(cn), split(xn))
+                     a[2 * npk + 2 * ncw : 2 * npk + 2 * ncw + 4 * nxw].reshape(nxw, 4), rows[:npix].copy(),
+                     rows[npix:].copy(), split(pn), split(cn), split(xn))
         layout.check()
         return layout
 
@@ -125,12 +134,39 @@ def _words(rows: list[tuple[int, ...]], width: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(len(rows), width)
 
 
-def velodyne_layout() -> PacketLayout:
+def _up_rows(elevation: np.ndarray, laser: np.ndarray) -> np.ndarray:
+    """For each row, the earlier row (another laser) of nearest elevation, or -1."""
+    up = np.full(len(laser), -1, np.int64)
+    for p in range(1, len(laser)):
+        cand = [q for q in range(p) if laser[q] != laser[p]]
+        if cand:
+            up[p] = min(cand, key=lambda q: (abs(elevation[laser[q]] - elevation[laser[p]]), -q))
+    return up
+
+
+def velodyne_layout(model: str | None = None) -> PacketLayout:
     """Velodyne data packets (1206 bytes, every model): 12 blocks of flag, azimuth and 32
-    (distance, reflectivity); timestamp, return mode and product id at the end."""
+    (distance, reflectivity); timestamp, return mode and product id at the end.
+
+    ``model`` (``VLP-16``, ``HDL-32E``, ... or ``None``) only tunes the predictors (which slot
+    predicts which, elevation neighbours); any model's packets code losslessly with any layout.
+    """
+    from sensors.lidar.velodyne._models import LAYOUT_16, LAYOUT_32, model_by_name
+
+    pred = np.arange(32, dtype=np.int64)
+    up = np.arange(32, dtype=np.int64) - 1
+    m = model_by_name(model) if model else None
+    if model and m is None:
+        raise CodecError(f"{NAME}: unknown Velodyne model {model!r}", NAME)
+    if m is not None and m.layout == LAYOUT_16:
+        # two firings of the same 16 lasers per block: each predicts from the other half
+        pred = np.concatenate([np.arange(16, 32), np.arange(0, 16)]).astype(np.int64)
+        up = _up_rows(np.asarray(m.elevation_deg), np.arange(32) % 16)
+    elif m is not None and m.layout == LAYOUT_32:
+        up = _up_rows(np.asarray(m.elevation_deg), np.arange(32))
     layout = PacketLayout(
-        "velodyne", 1206, _words([(1200, 4), (1204, 1), (1205, 1)], 2), 12, 0, 100,
-        _words([(0, 2), (2, 2)], 2), 32, 4, 3, _words([(0, 2, 1, -1), (2, 1, 0, 0)], 4),
+        f"velodyne-{m.name if m else 'any'}"[:16], 1206, _words([(1200, 4), (1204, 1), (1205, 1)], 2), 12, 0, 100,
+        _words([(0, 2), (2, 2)], 2), 32, 4, 3, _words([(0, 2, 1, -1), (2, 1, 0, 0)], 4), pred, up,
         ("timestamp_us", "return_mode", "product_id"), ("flag", "azimuth"), ("distance", "reflectivity"))
     layout.check()
     return layout
@@ -186,7 +222,7 @@ def ouster_layout(meta: str | Path | Mapping[str, Any]) -> PacketLayout:
     layout = PacketLayout(
         f"ouster-{m.udp_profile_lidar}"[:16], size, _words(pkt, 2), cpp, prof.packet_header_bytes, colb,
         _words(col, 2), h, prof.column_header_bytes, prof.channel_bytes,
-        _words([p[1:] for p in pix], 4), pkt_names, col_names, tuple(p[0] for p in pix))
+        _words([p[1:] for p in pix], 4), np.arange(h, dtype=np.int64), np.arange(h, dtype=np.int64) - 1, pkt_names, col_names, tuple(p[0] for p in pix))
     layout.check()
     return layout
 
@@ -241,6 +277,19 @@ def raw_fields(data: np.ndarray, layout: PacketLayout) -> RawFields:
     return RawFields(pixels, columns, packet)
 
 
+def layout_for(packets: Sequence[Packet | bytes], meta: str | Path | Mapping[str, Any] | None = None) -> PacketLayout:
+    """The layout for a packet stream: Ouster when ``meta`` is given, else Velodyne with the
+    model detected from the data packets (as the decoder does, packet rate included)."""
+    if meta is not None:
+        return ouster_layout(meta)
+    from sensors.lidar.velodyne._decoder import detect_model
+
+    data = [_bytes_of(p) for p in packets[:64]]
+    data = [d for d in data if len(d) == 1206][:8]
+    m = detect_model(data) if data else None
+    return velodyne_layout(m.name if m is not None else None)
+
+
 def _bytes_of(p: Packet | bytes | bytearray | memoryview) -> bytes:
     return p.data if isinstance(p, Packet) else bytes(p)
 
@@ -276,12 +325,12 @@ class RangeImageCodec:
         bst = np.zeros(3, np.int64)
         k = K.encode_packets(data, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
                              layout.col_words, layout.n_pix, layout.pix_off0, layout.pix_stride, layout.pix_words,
-                             sym, ctx, bbuf, bst)
+                             layout.pred_row, layout.up_row, sym, ctx, bbuf, bst)
         blen = E.bits_flush(bbuf, bst)
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
-        freq = E.build_freqs(sym, ctx, k, nctx)
-        tab = np.empty(nctx * (E.NTOK * 2 + 1), np.uint8)
-        tlen = E.write_freqs(freq, tab, 0)
+        levels, freq = E.build_freqs(sym, ctx, k, nctx)
+        tab = np.empty(nctx * (E.NTOK + 1), np.uint8)
+        tlen = E.write_levels(levels, tab, 0)
         out = np.empty(2 * k + 16, np.uint8)
         start = E.rans_encode(sym, ctx, k, freq, E.cumulative(freq), out)
         zc = zstandard.ZstdCompressor(level=self.zstd_level)
@@ -299,7 +348,7 @@ class RangeImageCodec:
             other = zc.compress(other_idx.astype(np.uint32).tobytes() + lens.tobytes()
                                 + b"".join(payloads[i] for i in other_idx.tolist()))
         counts = struct.pack("<III", nd, len(other_idx), blen)
-        payload = C.sections(counts, layout.to_bytes(), tab[:tlen], out[start:], bbuf[:blen], times, other)
+        payload = C.sections(counts, layout.to_bytes(), C.zpack(tab[:tlen], self.zstd_level), out[start:], bbuf[:blen], times, other)
         return C.pack(NAME, flags, n, nd, payload)
 
     def decode(self, blob: bytes | bytearray | memoryview) -> DecodedPackets:
@@ -313,7 +362,7 @@ class RangeImageCodec:
             raise CodecError(f"{NAME}: bad counts section", NAME)
         nd, no, blen = struct.unpack("<III", cb)
         layout = PacketLayout.from_bytes(s.take("layout"))
-        tables = np.frombuffer(s.take("tables"), np.uint8)
+        tables_z = s.take("tables")
         stream = np.frombuffer(s.take("stream"), np.uint8)
         bits = np.frombuffer(s.take("bits"), np.uint8)
         times = s.take("times")
@@ -323,13 +372,14 @@ class RangeImageCodec:
         if nd != head.aux or nd + no != n or len(bits) != blen or nd * layout.size > 1 << 34:
             raise CodecError(f"{NAME}: inconsistent packet counts", NAME)
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
+        tables = np.frombuffer(C.zunpack(tables_z, nctx * (E.NTOK + 1), NAME, "tables"), np.uint8)
         freq, cum, lut, tend, ok = E.read_freqs(tables, 0, len(tables), nctx)
         if not ok or tend != len(tables):
             raise CodecError(f"{NAME}: bad frequency tables", NAME)
         data = np.zeros((nd, layout.size), np.uint8)
         err = K.decode_packets(nd, layout.size, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
                                layout.col_words, layout.n_pix, layout.pix_off0, layout.pix_stride, layout.pix_words,
-                               stream, len(stream), freq, cum, lut, bits, len(bits), data)
+                               layout.pred_row, layout.up_row, stream, len(stream), freq, cum, lut, bits, len(bits), data)
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data", NAME)
         zd = zstandard.ZstdDecompressor()
