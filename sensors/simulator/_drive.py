@@ -191,6 +191,19 @@ class DriveSimulation:
             self._rmc_cache = (k, _nmea.rmc(epoch, f.lat, f.lon, f.speed_mps, f.course_deg))
         return self._rmc_cache[1]
 
+    def rmc_at(self, t: float) -> str:
+        """The newest ``$GNRMC`` sentence at UTC ``t`` (what position packets carry)."""
+        return self._rmc_at(t)
+
+    def lidar_packets(self, start: float = 0.0, seconds: float | None = None, position: bool = True) -> list:
+        """The LiDAR's packets (``sensors.packets.Packet``) from ``start`` seconds into the
+        drive for ``seconds`` (default: to the end), with position packets unless ``position``
+        is False. Same bytes as in :meth:`events`."""
+        p0 = self.sensor.packet_count(start)
+        end = self.duration if seconds is None else min(self.duration, start + seconds)
+        p1 = max(p0, self.sensor.packet_count(end))
+        return list(self.sensor.simulate(p0, p1, self._rmc_at if position else None))
+
     def _lidar_events(self, chunk: int = 150) -> Iterator[SimEvent]:
         total = self.sensor.packet_count(self.duration)
         for p0 in range(0, total, chunk):

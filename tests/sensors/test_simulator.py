@@ -298,3 +298,14 @@ def test_simulate_drive_without_out_gives_the_messages() -> None:
     a = [m.encode() for m in simulate_drive(0.2, "vlp32c", 1, camera=False)]
     b = [m.encode() for m in simulate_messages(duration=0.2, lidar="vlp32c", seed=1, camera=False)]
     assert a == b and len(a) > 300
+
+
+def test_lidar_packets_window_matches_the_event_stream() -> None:
+    sim = DriveSimulation(duration=1.0, seed=3, camera=False)
+    stream = [e.payload for e in sim.events({"lidar"})]
+    data = [p.data for p in stream if p.port == DATA_PORT]
+    window = [p.data for p in sim.lidar_packets(0.25, 0.5) if p.port == DATA_PORT]
+    first = sim.sensor.packet_count(0.25)
+    assert len(window) > 300 and window == data[first : first + len(window)]
+    assert all(p.port == DATA_PORT for p in sim.lidar_packets(0.0, 0.1, position=False))
+    assert len(sim.lidar_packets()) == len(stream)
