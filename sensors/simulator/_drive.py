@@ -175,7 +175,7 @@ class DriveSimulation:
             "lidar_mount_xyz_rpy": f"0,0,{LIDAR_MOUNT_HEIGHT},0,0,0",
             "gnss_antenna_xyz": f"0,0,{GNSS_ANTENNA_HEIGHT}",
             "camera_mount_xyz": "1.0,0,1.5",
-            "camera_intrinsics_fx_fy_cx_cy": f"420,420,{self.camera_size[0] / 2:g},{self.camera_size[1] / 2:g}",
+            "camera_intrinsics_fx_fy_cx_cy": "420,420,{:g},{:g}".format(*(v / 2 for v in self.camera_size)),
             "imu_mount_xyz_rpy": "0,0,0,0,0,0",
             "vehicle_frame": "x forward, y left, z up; origin on the road below the GNSS antenna; "
             "mounts are x,y,z (m), roll,pitch,yaw (rad) in it",
