@@ -103,7 +103,10 @@ class HaarDetector:
                 path = os.path.join(base, fname)
                 if not os.path.isfile(path):
                     raise RedactionError(f"Haar cascade {fname} is not in {base}")
-                clf = cv2.CascadeClassifier(path)
+                try:
+                    clf = cv2.CascadeClassifier(path)
+                except (cv2.error, SystemError) as exc:  # a file that is not a cascade
+                    raise RedactionError(f"Haar cascade {path} did not load: {exc}") from exc
                 if clf.empty():
                     raise RedactionError(f"Haar cascade {path} did not load")
                 self._cascades.append((kind, fname, clf))
