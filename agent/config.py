@@ -26,6 +26,8 @@ from sensors.camera._config import CameraSourceConfig
 from pipeline.camera._config import CameraProcessingConfig
 from pipeline.georef._config import GeorefConfig
 from pipeline.kernels._config import FilterConfig
+from pipeline.codecs._config import CodecConfig
+from pipeline.chunking import ChunkingConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -52,6 +54,8 @@ class AgentConfig(Section):
     bus: BusConfig = Field(default_factory=BusConfig)
     georef: GeorefConfig = Field(default_factory=GeorefConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    codecs: CodecConfig = Field(default_factory=CodecConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
     chain: ChainConfig = Field(default_factory=ChainConfig)
