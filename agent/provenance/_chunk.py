@@ -214,10 +214,9 @@ def verify_chunk(cose: bytes, payload: bytes | None, public_key: bytes | None = 
     reasons = []
     if device_id_for(header.key) != header.device or msg.kid != header.device:
         reasons.append(f"kid {msg.kid!r} / device {header.device!r} do not match the header key")
-    key = public_key if public_key is not None else header.key
     if public_key is not None and header.key != public_key:
         reasons.append(f"signed by another device key ({device_id_for(header.key)}, expected {device_id_for(public_key)})")
-    if not _cose.verify1(msg, key):
+    if not _cose.verify1(msg, header.key):  # the key it claims; a foreign key is named above
         reasons.append("bad signature")
     if payload is None:
         reasons.append("payload missing")

@@ -540,6 +540,13 @@ class ChunkStore:
             return None
         return self.seal_dataset("window")
 
+    def on_ignition(self, on: bool) -> SignedDataset | None:
+        """A power event from the vehicle: ignition off closes the drive session."""
+        if on:
+            self._event("ignition_on", {})
+            return None
+        return self.seal_dataset("ignition_off")
+
     def seal_dataset(self, reason: str = "explicit", session: str | None = None) -> SignedDataset | None:
         """Close the session: put pending chunks in Flows, then sign a dataset over every
         Flow not yet in one (``reason``: explicit, ignition_off, window). None when empty."""

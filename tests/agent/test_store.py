@@ -217,3 +217,40 @@ def test_disk_full_on_a_small_filesystem(tmp_path):
             st.close()
         if mounted:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_sessions_end_on_ignition_off_or_window(tmp_path):
+    st = _open(tmp_path, dataset={"window_s": 0.2})
+    st.on_ignition(True)
+    st.ingest(_spec(0))
+    assert st.maybe_seal() is None
+    import time
+
+    time.sleep(0.25)
+    ds = st.maybe_seal()
+    assert ds is not None and ds.manifest["reason"] == "window"
+    st.ingest(_spec(1))
+    ds2 = st.on_ignition(False)
+    assert ds2 is not None and ds2.manifest["reason"] == "ignition_off"
+    assert [d["reason"] for d in st.datasets()] == ["window", "ignition_off"]
+    for d in st.datasets():
+        assert verify_path(d["path"]).ok
+
+
+def test_attached_payloads(tmp_path):
+    st = _open(tmp_path, attach_payload=True)
+    ids = [st.ingest(_spec(i)).id for i in range(3)]
+    assert sorted(p.name for p in st.chunks_dir.iterdir()) == sorted(f"{c}.chunk" for c in ids)
+    st.seal_dataset(session="a")
+    d = st.dataset_dir("a")
+    assert verify_path(d).ok
+    path = d / "chunks" / f"{ids[1]}.chunk"
+    data = bytearray(path.read_bytes())
+    for i in (0, 50, len(data) // 2, len(data) - 1):
+        data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        report = verify_path(d)
+        assert f"chunks/{path.name}" in {f["file"] for f in report.failures}
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert verify_path(d).ok

@@ -142,11 +142,14 @@ def test_replayed_chunk_from_another_device(dataset, tmp_path):
     assert not pinned.ok and any("another device key" in f["reason"] for f in pinned.failures)
 
 
-def _honest_dataset(d: Path, signer: Ed25519Signer, order: list[int], drop: int | None = None) -> list[str]:
-    """A dataset written by a (buggy but honest) agent: chunks listed in ``order``, one dropped."""
+def _honest_dataset(d: Path, signer: Ed25519Signer, order: list[int], drop: int | None = None,
+                    foreign: int | None = None) -> list[str]:
+    """A dataset written by a (buggy but honest) agent: chunks listed in ``order``, one dropped,
+    or one replaced by a chunk another device signed (same stream, seq and chain link)."""
     chunks, prev = [], GENESIS
     for i in range(5):
-        c = build_chunk(signer, ChunkSpec("s", "x", i, i + 1, bytes([i]) * 50), i, prev)
+        by = Ed25519Signer(bytes([9]) * 32) if i == foreign else signer
+        c = build_chunk(by, ChunkSpec("s", "x", i, i + 1, bytes([i]) * 50), i, prev)
         prev = c.id_bytes
         chunks.append(c)
     (d / "chunks").mkdir(parents=True)
@@ -177,6 +180,10 @@ def test_reordering_and_gaps_are_named(tmp_path):
     report = verify_path(tmp_path / "gap")
     assert report.failures == [{"file": f"chunks/{ids[3]}.cose",
                                 "reason": "stream s: gap, seq 2 missing before seq 3"}]
+    ids = _honest_dataset(tmp_path / "foreign", signer, [0, 1, 2, 3, 4], foreign=2)
+    report = verify_path(tmp_path / "foreign")
+    assert [f["file"] for f in report.failures] == [f"chunks/{ids[2]}.cose"]
+    assert "another device key" in report.failures[0]["reason"]
 
 
 def test_lone_chunk_and_flow_files(dataset):
