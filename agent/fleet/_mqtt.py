@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -23,6 +24,16 @@ log = logging.getLogger(__name__)
 
 # CONNACK "Unsupported protocol version" (MQTT 5 reason 0x84; paho maps a 3.1.1 broker's rc 1 to it)
 _UNSUPPORTED_PROTOCOL = 0x84
+
+
+def _nodelay(client: mqtt.Client) -> None:
+    """Small QoS 1 packets and their acks must not wait for Nagle + delayed ACK (~40 ms each)."""
+    sock = client.socket()
+    try:
+        raw = getattr(sock, "_sock", sock)  # paho may wrap TLS sockets
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 class MqttLink:
@@ -173,6 +184,7 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = None
+        _nodelay(client)
         self._subscribed.clear()
         if self.subscriptions:
             _, self._sub_mid = client.subscribe(list(self.subscriptions))

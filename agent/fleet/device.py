@@ -100,6 +100,7 @@ class DeviceClient:
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (outbox item id, sent at)
         self._inflight_items: set[int] = set()
+        self._sent_once: set[int] = set()  # outbox ids published by this process
         self._restart_after: str | None = None  # outbox key whose PUBACK triggers the restart
         self._telemetry_seq = 0
         self._next_prune = 0.0
@@ -237,6 +238,7 @@ class DeviceClient:
             item_id = entry[0]
             self._inflight_items.discard(item_id)
             if ok:
+                self._sent_once.discard(item_id)
                 with self._db_lock:
                     self.outbox.done(item_id)
                     if self._restart_after is not None:
@@ -283,8 +285,11 @@ class DeviceClient:
                 return
             self._inflight[info.mid] = (item.id, now)
             self._inflight_items.add(item.id)
-            with self._db_lock:
-                self.outbox.attempted(item.id)
+            if item.id in self._sent_once:
+                # count re-sends only: a first send costs no extra fsync'd commit
+                with self._db_lock:
+                    self.outbox.attempted(item.id)
+            self._sent_once.add(item.id)
 
     def _maybe_prune(self) -> None:
         """Forget finished jobs well past expiry (expiry alone refuses their replays)."""

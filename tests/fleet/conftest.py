@@ -68,7 +68,7 @@ class Broker:
         lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "persistence true",
                  f"persistence_location {self.dir}/", "autosave_interval 1",
                  f"log_dest file {self.dir}/mosquitto.log", "log_type all", "max_queued_messages 100000",
-                 "max_inflight_messages 100"]
+                 "max_inflight_messages 100", "set_tcp_nodelay true"]
         if mode == "plain":
             lines.append("allow_anonymous true")
         else:
