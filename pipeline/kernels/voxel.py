@@ -9,9 +9,10 @@ attributes (intensity, time, ...) are averaged the same way (Open3D averages col
 normals). Output order is first occurrence of each voxel in the input (Open3D's order is
 its hash map's, i.e. unspecified).
 
-The single pass packs the three voxel indices into one 63-bit key, finds the voxel's slot
-in an open-addressing table (linear probing, power-of-two size, multiplicative hash) and
-accumulates into per-voxel sums.
+No sort: the three voxel indices are packed into one key (bit widths fitted to the cloud),
+each key finds its voxel id in an open-addressing table (linear probing, Fibonacci hashing,
+a quarter full at most; key and id packed in one int64 per slot), then one pass in input
+order accumulates the per-voxel sums.
 """
 
 from __future__ import annotations
@@ -54,24 +55,49 @@ def _grow_table(tab: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _keys(xyz: np.ndarray, voxel: float, min_bound: np.ndarray) -> np.ndarray:
-    """21-bit-per-axis keys of ``floor((p - min_bound) / voxel)`` (float64, as Open3D)."""
+def _keys(xyz: np.ndarray, voxel: float, min_bound: np.ndarray, bx: int, by: int) -> np.ndarray:
+    """Keys ``ix | iy << bx | iz << (bx + by)`` of the voxel indices
+    ``floor((p - min_bound) / voxel)``, computed in float64 exactly as Open3D does."""
     n = xyz.shape[0]
     keys = np.empty(n, dtype=np.int64)
     for i in range(n):
         qx = np.int64(np.floor((np.float64(xyz[i, 0]) - min_bound[0]) / voxel))
         qy = np.int64(np.floor((np.float64(xyz[i, 1]) - min_bound[1]) / voxel))
         qz = np.int64(np.floor((np.float64(xyz[i, 2]) - min_bound[2]) / voxel))
-        keys[i] = qx | (qy << 21) | (qz << 42)
+        keys[i] = qx | (qy << bx) | (qz << (bx + by))
     return keys
 
 
 @njit(cache=True)
+def _fill_packed(keys: np.ndarray, tab: np.ndarray, ids: np.ndarray, idbits: int, shift: int) -> int:
+    """Ids of every key with entries ``key << idbits | id`` in one int64 per slot; the
+    table (power of two, at most a quarter full: short probe runs) never grows."""
+    mask = tab.shape[0] - 1
+    idmask = (np.int64(1) << idbits) - 1
+    nv = 0
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        slot = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
+        while True:
+            e = tab[slot]
+            if e == _EMPTY:
+                tab[slot] = (key << idbits) | nv
+                ids[i] = nv
+                nv += 1
+                break
+            if (e >> idbits) == key:
+                ids[i] = e & idmask
+                break
+            slot = (slot + 1) & mask
+    return nv
+
+
+@njit(cache=True)
 def _fill(keys: np.ndarray, start: int, tab: np.ndarray, ids: np.ndarray, nv: int) -> tuple[int, int]:
-    """Insert/look up ``keys[start:]`` until the table is half full; returns (next i, V)."""
+    """Insert/look up ``keys[start:]`` until the table is a quarter full; returns (next i, V)."""
     n = keys.shape[0]
     mask = tab.shape[0] - 1
-    limit = tab.shape[0] // 2
+    limit = tab.shape[0] // 4
     i = start
     while i < n:
         key = keys[i]
@@ -95,17 +121,29 @@ def _fill(keys: np.ndarray, start: int, tab: np.ndarray, ids: np.ndarray, nv: in
 
 
 @njit(cache=True)
-def assign_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
+def assign_ids(keys: np.ndarray, key_bits: int = 63) -> tuple[np.ndarray, int]:
     """Dense id (0..V-1, in order of first occurrence) of each non-negative key, and V.
 
-    Open addressing with linear probing in a power-of-two table kept under half full
-    (it starts small, so it stays in cache for the usual voxel counts, and doubles)."""
+    Open addressing with linear probing and Fibonacci hashing. When the key and an id fit
+    one int64 together (``key_bits`` + bits of N <= 63, the usual case) the table holds
+    packed entries and is sized once for the worst case (every point its own voxel) at a
+    quarter load; otherwise (key, id) pairs in a table that starts small and doubles."""
     n = keys.shape[0]
+    ids = np.empty(n, dtype=np.int64)
+    idbits = 1
+    while (np.int64(1) << idbits) <= n:
+        idbits += 1
+    if key_bits + idbits <= 63:
+        lg = 4
+        while (np.int64(1) << lg) < 4 * n:
+            lg += 1
+        tab1 = np.full(np.int64(1) << lg, _EMPTY, dtype=np.int64)
+        nv = _fill_packed(keys, tab1, ids, idbits, 64 - lg)
+        return ids, nv
     size = 1024
-    while size < 2 * n and size < 65536:
+    while size < 4 * n and size < 65536:
         size <<= 1
     tab = np.full((size, 2), _EMPTY, dtype=np.int64)
-    ids = np.empty(n, dtype=np.int64)
     i, nv = _fill(keys, 0, tab, ids, 0)
     while i < n:
         tab = _grow_table(tab)
@@ -140,12 +178,20 @@ def _accumulate(xyz: np.ndarray, attrs: np.ndarray, ids: np.ndarray, nv: int
 
 
 @njit(cache=True)
-def _downsample(xyz: np.ndarray, attrs: np.ndarray, voxel: float, min_bound: np.ndarray
+def _downsample(xyz: np.ndarray, attrs: np.ndarray, voxel: float, min_bound: np.ndarray, hi: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # Three plain loops (keys, ids, sums) run several times faster than one fused loop:
     # each is short and branch-light enough for the CPU to overlap iterations.
-    keys = _keys(xyz, voxel, min_bound)
-    ids, nv = assign_ids(keys)
+    # bit widths of the voxel indices over this cloud (the largest index is the max point's)
+    bits = np.empty(3, dtype=np.int64)
+    for k in range(3):
+        top = np.int64(np.floor((hi[k] - min_bound[k]) / voxel))
+        b = 1
+        while (np.int64(1) << b) <= top:
+            b += 1
+        bits[k] = b
+    keys = _keys(xyz, voxel, min_bound, bits[0], bits[1])
+    ids, nv = assign_ids(keys, bits[0] + bits[1] + bits[2])
     cent, amean, counts = _accumulate(xyz, attrs, ids, nv)
     return cent, amean, counts, ids
 
@@ -174,4 +220,4 @@ def voxel_downsample(xyz: np.ndarray, voxel: float, attrs: np.ndarray | None = N
     if not np.all(np.isfinite(span)) or span.max() >= 2**21 - 1:
         raise ValueError(f"voxel {voxel} m is too small for a cloud spanning {(hi - lo).max():.1f} m "
                          "(at most 2^21 voxels per axis)")
-    return _downsample(xyz, a, float(voxel), min_bound)
+    return _downsample(xyz, a, float(voxel), min_bound, hi)

@@ -83,9 +83,10 @@ def test_first_occurrence_order_and_ids() -> None:
     assert np.allclose(cent[:, 0], [5.05, 0.05, 10.0])
 
 
-def test_hash_table_growth_keeps_ids_dense() -> None:
-    keys = np.random.default_rng(1).permutation(200_000).astype(np.int64) * 7919
-    ids, nv = assign_ids(np.concatenate([keys, keys[::-1]]))
+@pytest.mark.parametrize("key_bits", [63, 30])  # (key, id) pairs in a growing table; packed entries
+def test_hash_table_ids_are_dense_in_first_occurrence_order(key_bits: int) -> None:
+    keys = np.random.default_rng(1).permutation(200_000).astype(np.int64) * 5003
+    ids, nv = assign_ids(np.concatenate([keys, keys[::-1]]), key_bits)
     assert nv == 200_000
     assert (ids[:200_000] == np.arange(200_000)).all()
     assert (ids[200_000:] == np.arange(200_000)[::-1]).all()
