@@ -38,7 +38,7 @@ def _ds(tag: str, i: int):
 
 
 def _gas_rows() -> list[Row]:
-    from agent.chain import ChainClient, ChainConfig, ETH, Verifier, deploy, embedded_web3, fund
+    from agent.chain import ETH, ChainClient, ChainConfig, Verifier, deploy, embedded_web3, fund
     from agent.chain._artifacts import artifact
 
     w3, _ = embedded_web3()
@@ -104,11 +104,9 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:
     try:
         emb_rate, emb_first = _mint_rate(ChainConfig(poll_interval_s=0.01), tmp / "emb", _key("device"), "emb")
         ref_rate = ref_first = None
-        try:  # the node fixture of the chain tests (pinned ganache; npm ci when missing)
-            from tests.chain._ganache import CHAIN_ID, Ganache
-        except ImportError:
-            Ganache = None  # noqa: N806 - installed without the tests
-        if shutil.which("node") and Ganache is not None:
+        if shutil.which("node") and shutil.which("npm"):
+            from agent.chain._devnode import CHAIN_ID, Ganache
+
             node = Ganache(tmp / "ganache-db", [_key("device")])
             node.start()
             try:
