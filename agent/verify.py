@@ -78,7 +78,7 @@ class _Verifier:
 
     # -------------------------------------------------------------- chunk
     def chunk(self, cid: str, chunks_dir: Path, key: bytes | None) -> _Chunk:
-        cose_p, bin_p, att_p = (chunks_dir / f"{cid}.cose", chunks_dir / f"{cid}.bin", chunks_dir / f"{cid}.chunk")
+        cose_p, att_p = chunks_dir / f"{cid}.cose", chunks_dir / f"{cid}.chunk"
         if att_p.exists() and not cose_p.exists():
             return self.chunk_file(att_p, key, expect_id=cid)
         if not cose_p.exists():

@@ -7,15 +7,23 @@ add a secure element. The device id is ``edge-`` + the first 16 hex digits of SH
 the Ed25519 public key. Key objects never show secret material in ``repr``/``str``.
 """
 
-from agent.keys._keys import ED25519_ALG, Ed25519Signer, EvmKey, Signer, device_id_for, evm_address, verify_ed25519
+from agent.keys._keys import (
+    ED25519_ALG,
+    Ed25519Signer,
+    EvmKey,
+    Signer,
+    device_id_for,
+    evm_address,
+    verify_ed25519,
+)
 from agent.keys._store import KEYSTORE_SCHEMES, FileKeyStore, KeyStore, keys_dir, open_keystore
 
 __all__ = [
     "ED25519_ALG",
+    "KEYSTORE_SCHEMES",
     "Ed25519Signer",
     "EvmKey",
     "FileKeyStore",
-    "KEYSTORE_SCHEMES",
     "KeyStore",
     "Signer",
     "device_id_for",

@@ -36,7 +36,7 @@ class Ed25519Signer:
     """The device's Ed25519 key (COSE alg EdDSA, kid = device id)."""
 
     alg = ED25519_ALG
-    __slots__ = ("_sk", "public_key", "key_id", "uri")
+    __slots__ = ("_sk", "key_id", "public_key", "uri")
 
     def __init__(self, seed: bytes, uri: str = "") -> None:
         if len(seed) != 32:
@@ -102,7 +102,7 @@ def evm_address(public_key_uncompressed: bytes) -> str:
 class EvmKey:
     """The device's secp256k1 key for its EVM account."""
 
-    __slots__ = ("_pk", "public_key", "address", "uri")
+    __slots__ = ("_pk", "address", "public_key", "uri")
 
     def __init__(self, secret: bytes, uri: str = "") -> None:
         import coincurve

@@ -28,8 +28,7 @@ Dataset id = hex SHA-256 of manifest.cose.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 

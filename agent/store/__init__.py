@@ -9,9 +9,9 @@ budget (layout, states and recovery: :mod:`agent.store._chunks`); :func:`open_st
 builds one from the agent configuration and the device keys.
 """
 
-from agent.store.outbox import Outbox, OutboxItem
-from agent.store._sqlite import connect
 from agent.store._chunks import ChunkStore, State, StreamHead
 from agent.store._open import open_store
+from agent.store._sqlite import connect
+from agent.store.outbox import Outbox, OutboxItem
 
 __all__ = ["ChunkStore", "Outbox", "OutboxItem", "State", "StreamHead", "connect", "open_store"]

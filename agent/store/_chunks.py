@@ -716,4 +716,4 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["ChunkStore", "State", "StreamHead", "ProvenanceError"]
+__all__ = ["ChunkStore", "ProvenanceError", "State", "StreamHead"]

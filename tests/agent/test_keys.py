@@ -10,7 +10,15 @@ import sys
 import pytest
 
 from agent.errors import KeyNotAvailable, KeyStoreError, WrongPassphrase
-from agent.keys import Ed25519Signer, EvmKey, FileKeyStore, KeyStore, device_id_for, open_keystore, verify_ed25519
+from agent.keys import (
+    Ed25519Signer,
+    EvmKey,
+    FileKeyStore,
+    KeyStore,
+    device_id_for,
+    open_keystore,
+    verify_ed25519,
+)
 
 
 def _secrets(ks: FileKeyStore) -> list[str]:
