@@ -26,6 +26,7 @@ for pair in libusb-1.0.so.0:libusb-1.0-0 libGL.so.1:libgl1 libgomp.so.1:libgomp1
 done
 if [[ "$EXTRAS" == test ]]; then
   command -v mosquitto >/dev/null || need_apt+=(mosquitto)
+  command -v openssl >/dev/null || need_apt+=(openssl)  # fleet TLS tests make their certificates
   command -v gpsd >/dev/null || [[ -x /usr/sbin/gpsd ]] || need_apt+=(gpsd)  # GNSS source tests: real gpsd
   command -v gpsfake >/dev/null || need_apt+=(gpsd-clients)  # ... fed by gpsfake
   command -v npm >/dev/null || need_apt+=(nodejs npm)  # chain tests: solcjs + ganache (npm ci in contracts/)
