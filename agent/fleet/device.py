@@ -161,6 +161,20 @@ class DeviceClient:
         self._wake.set()
         return eid
 
+    def dataset_sealed(self, dataset_id: str, root: str, **info: Any) -> str:
+        """Event ``dataset_sealed`` (id ``dataset-sealed:<dataset_id>``: once per dataset)."""
+        return self.publish_event("dataset_sealed", {"dataset_id": dataset_id, "root": root, **info},
+                                  event_id=f"dataset-sealed:{dataset_id}")
+
+    def dat_minted(self, dataset_id: str, tx_hash: str, token_id: int, **info: Any) -> str:
+        """Event ``dat_minted`` with the transaction hash and token id (once per dataset)."""
+        return self.publish_event("dat_minted", {"dataset_id": dataset_id, "tx_hash": tx_hash, "token_id": token_id,
+                                                 **info}, event_id=f"dat-minted:{dataset_id}")
+
+    def fault(self, code: str, message: str, **info: Any) -> str:
+        """Event ``fault`` (a new id each call)."""
+        return self.publish_event("fault", {"code": code, "message": message, **info})
+
     def pending(self) -> int:
         with self._db_lock:
             return self.outbox.count(OUTBOX_KIND)

@@ -252,14 +252,19 @@ def test_device_signs_status_events_and_updates(tmp_path: Path, broker: Broker, 
         with FleetClient(broker.fleet_config(), fleet_key) as fc:
             _, f = fc.send("dev-1", "mint")
             assert f.wait(10)["state"] == "SUCCEEDED"
-        dev.publish_event("dat_minted", {"tx_hash": "0x" + "ab" * 32, "token_id": 7}, event_id="mint:ds-1")
+        dev.dataset_sealed("ds-1", "ab" * 32, flows=3)
+        dev.dat_minted("ds-1", "0x" + "cd" * 32, 7)
+        dev.dat_minted("ds-1", "0x" + "cd" * 32, 7)  # the same event again: one id, queued once
         wait_for(lambda: [e for e in events if e["type"] == "dat_minted"])
+        wait_for(lambda: view.snapshot() and view.snapshot()[0]["datasets"] == 1)
         wait_for(lambda: view.snapshot() and view.snapshot()[0]["status_signed"])
     finally:
         dev.close()
         consumer.close()
         view.close()
-    docs = f.history + [e for e in events if e["type"] == "dat_minted"]
+    minted = [e for e in events if e["type"] == "dat_minted"]
+    assert len(minted) == 1 and minted[0]["data"] == {"dataset_id": "ds-1", "tx_hash": "0x" + "cd" * 32, "token_id": 7}
+    docs = f.history + minted
     assert all(verify_device_doc(d, pub) is True for d in docs)
     assert verify_device_doc(f.history[0], SigningKey.generate().verify_key.encode().hex()) is False
     forged = dict(f.history[-1], state="FAILED")
