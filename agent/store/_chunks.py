@@ -22,6 +22,11 @@ States only move forward (code and SQL triggers): captured(0) → chunked(1) →
 → sealed(3) → uploaded(4) → anchored(5). Chunks enter at ``chunked``: signing happens as
 the producer hands a chunk in, so ``captured`` is kept for producers that stage raw data.
 Eviction is a separate flag that is never cleared.
+
+Sealing a dataset also puts one outbox item (kind ``dataset_sealed``, key = dataset id, the
+same database file) in the transaction that marks it sealed, so the DAT mint is queued
+exactly once whatever fails in between. Store events (``store_events``: store_full,
+disk_full, evicted, dataset_sealed, recovered, ...) are for the fleet client to publish.
 """
 
 from __future__ import annotations
@@ -131,6 +136,8 @@ WHEN NEW.evicted < OLD.evicted BEGIN SELECT RAISE(ABORT, 'eviction cannot be und
 """
     for t in ("chunks", "flows", "datasets")
 )
+# Outbox kind of a sealed dataset waiting for its DAT mint (key: dataset id).
+OUTBOX_KIND = "dataset_sealed"
 # Room kept for a chunk's COSE header and SQLite growth besides its payload.
 _CHUNK_OVERHEAD = 1024
 
@@ -169,6 +176,9 @@ class ChunkStore:
         self._conn.execute("PRAGMA wal_autocheckpoint=256")
         self._conn.execute("PRAGMA journal_size_limit=1048576")
         self._conn.executescript(_SCHEMA + _TRIGGERS)
+        from agent.store.outbox import Outbox
+
+        Outbox(self._conn)  # its table: a sealed dataset is queued for minting in the seal's transaction
         self.recovered: dict[str, int] = {}
         self.reserve_path = self.root / "reserve.bin"
         self._fs_full = False
@@ -606,6 +616,11 @@ class ChunkStore:
                       (ds.id, ds.manifest["root"], State.SEALED, fbytes, session))
             c.execute("UPDATE flows SET state = ? WHERE dataset = ?", (State.SEALED, session))
             c.executemany("UPDATE chunks SET state = ? WHERE id = ?", [(State.SEALED, cid) for cid, _ in chunk_rows])
+            # Exactly once with the seal: the chain side takes it from the outbox (kind dataset_sealed).
+            job = {"session": session, "dataset_id": ds.id, "root": "0x" + ds.manifest["root"].hex(),
+                   "path": str(out), "device": self.signer.key_id, "evm_address": self.evm_address}
+            c.execute("INSERT OR IGNORE INTO outbox (kind, key, payload, created) VALUES (?, ?, ?, ?)",
+                      (OUTBOX_KIND, ds.id, json.dumps(job, sort_keys=True, separators=(",", ":")), time.time()))
         self._used = None  # the dataset's own files now count
         self._event("dataset_sealed", {"dataset": session, "id": ds.id, "root": ds.manifest["root"].hex(),
                                        "reason": reason, "flows": len(flow_rows), "chunks": len(chunk_rows),

@@ -115,6 +115,9 @@ def test_interrupted_seal_is_finished_at_open(tmp_path):
     assert verify_path(ds["path"]).ok
     assert [e["kind"] for e in st.events()].count("dataset_sealed") == 1
     assert st.seal_dataset() is None  # nothing left to seal: nothing sealed twice
+    # The mint is queued exactly once, in the outbox of the same database.
+    [job] = Outbox(st.conn).pending("dataset_sealed")
+    assert job.key == ds["id"] and job.payload["session"] == "drive" and job.payload["path"] == ds["path"]
 
 
 def test_budget_stop_refuses_counts_and_logs(tmp_path, caplog):
