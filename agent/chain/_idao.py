@@ -4,6 +4,7 @@ uses the DAT (show, usage, settle, claim)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,13 @@ class Idao:
         else:
             client = ChainClient(w3, key, cfg, endpoint)
             dep = cls._find_deployment(cfg, state, client, verifier, deploy_if_missing)
-        outbox = Outbox(state / cfg.outbox_file) if _mkdir(state) else None
-        assert outbox is not None
+        if cfg.backend == "embedded":
+            # The embedded chain lives as long as the process, and so do its pending txs; a
+            # file would outlive the chain and meet the same (deterministic) addresses again.
+            outbox = Outbox(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+        else:
+            state.mkdir(parents=True, exist_ok=True)
+            outbox = Outbox(state / cfg.outbox_file)
         return cls(client, dep, outbox, verifier, cfg)
 
     @staticmethod
@@ -186,11 +192,6 @@ def Account_address(key: bytes) -> str:
     from eth_account import Account
 
     return Account.from_key(key).address
-
-
-def _mkdir(p: Path) -> bool:
-    p.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 _ERC20_ABI = [

@@ -142,11 +142,17 @@ class Minter:
               sent: dict[str, str]) -> None:
         key = self._key(ds, step)
         item = self.outbox.get(TX_KIND, key)
-        if item is not None and item.state == "done":
+        attempt = 1
+        while item is not None and item.state == "done":
             if done_on_chain():
                 return
-            raise ChainError(f"dataset {ds.dataset_id}: outbox has {step} done but the chain does not "
-                             "(chain reset or reorganised?)")
+            # The outbox saw it done, the chain does not have it (a reorg, a dev chain reset
+            # to the same addresses). The chain is the truth: do the step again under a new
+            # key, since outbox items never go back to pending.
+            log.warning("%s of %s: done in the outbox but not on chain; doing it again", step, ds.dataset_id)
+            attempt += 1
+            key = f"{self._key(ds, step)}#{attempt}"
+            item = self.outbox.get(TX_KIND, key)
         stx = _stored(item)
         if stx is not None:
             sent[step] = stx.tx_hash

@@ -62,6 +62,9 @@ def test_cli_on_the_embedded_chain(tmp_path: Path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["root"] == ds.root_hex and out["token_id"] == 1 and not out["already_minted"]
+    r = _cli("chain", "--state-dir", str(tmp_path / "s"), "mint", "ds.json", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # a new embedded chain each run: minted afresh, no stale outbox
+    assert json.loads(r.stdout)["token_id"] == 1
     bad = ds.to_json()
     bad["root"] = "0x" + "ab" * 32
     (tmp_path / "bad.json").write_text(json.dumps(bad))

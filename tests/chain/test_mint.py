@@ -135,3 +135,24 @@ def test_a_transaction_reverted_when_mined_is_one_clear_error(env: Env, tmp_path
     assert env.token.functions.balanceOf(c.address, tid).call() == 400
     with pytest.raises(TransactionReverted, match="ERC1155InsufficientBalance"):  # caught before sending
         c.transact(token.functions.recordUsage(tid, 401, "c"), "recordUsage")
+
+
+def test_outbox_done_but_chain_reset_does_the_steps_again(tmp_path: Path):
+    """A dev chain reset to the same addresses: the chain, not the outbox, decides."""
+    from agent.chain import Verifier, deploy, embedded_web3, fund
+
+    ds = dataset(next(_n))
+    dev, ver = key("reset device"), Verifier(key("reset verifier"))
+    tokens = []
+    for _ in range(2):  # two fresh chains, same deployer key: same contract addresses
+        w3, _t = embedded_web3()
+        fund(w3, Verifier(dev).address, 10**20)
+        c = ChainClient(w3, dev, ChainConfig())
+        dep = deploy(c, 1000, "p", [ver.address])
+        with Outbox(tmp_path / "o.db") as ob:
+            m = Minter(c, c.contract("DataRegistry", dep.registry), c.contract("DataAnchoringToken", dep.token),
+                       ob, ver)
+            res = m.mint(ds)
+            assert not res.already_minted and ob.count("tx") == 0
+            tokens.append((dep.registry, res.token_id))
+    assert tokens[0] == tokens[1]
