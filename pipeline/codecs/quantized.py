@@ -111,8 +111,9 @@ def _attr_columns(attrs: Mapping[str, np.ndarray], n: int) -> tuple[list[dict], 
             descs.append({"name": name, "dtype": dt.str, "kind": "raw"})
             raw.append(a)
             continue
-        descs.append({"name": name, "dtype": dt.str, "kind": kind})
-        cols.append(v)
+        base = int(v.min()) if len(v) else 0  # coded values in [0, 2**61): no int64 overflow anywhere
+        descs.append({"name": name, "dtype": dt.str, "kind": kind, "base": base})
+        cols.append(v - np.int64(base))
     mat = np.stack(cols, axis=1) if cols else np.zeros((n, 0), np.int64)
     return descs, np.ascontiguousarray(mat), raw
 
@@ -126,7 +127,7 @@ def _attr_arrays(descs: list[dict], mat: np.ndarray, raw: list[np.ndarray]) -> d
             out[d["name"]] = raw[ri]
             ri += 1
             continue
-        v = mat[:, ci]
+        v = mat[:, ci] + np.int64(d["base"])
         ci += 1
         if d["kind"] == "bits":
             out[d["name"]] = (v.astype(np.int32) if dt.itemsize == 4 else v).view(dt).copy()

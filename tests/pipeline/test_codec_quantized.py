@@ -1,0 +1,148 @@
+"""Quantized XYZ codec: exact quantized round trips and the error bound on every fixture cloud,
+in scan order and shuffled, attributes along; random clouds (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from pipeline.codecs import CodecConfig, make_codec
+from pipeline.codecs.quantized import QuantizedCodec, quantize
+from pipeline.errors import CodecError
+from tests.pipeline._clouds import nuscenes
+from tests.pipeline._codec_fixtures import scans
+
+
+def _fixture_clouds():
+    out = {}
+    a = nuscenes()
+    out["nuscenes"] = (a[:, :3], {"intensity": a[:, 3], "ring": a[:, 4].astype(np.uint8)})
+    for name in ("vlp16-pcap", "hdl32e-pcap", "vlp16-rosbag2", "os1-128-lb", "os0-32"):
+        s = max(scans(name), key=len)
+        out[name] = (s.xyz, {"intensity": s.intensity, "ring": s.ring, "time": s.time})
+    return out
+
+
+CLOUD_NAMES = ["nuscenes", "vlp16-pcap", "hdl32e-pcap", "vlp16-rosbag2", "os1-128-lb", "os0-32"]
+
+
+@pytest.fixture(scope="module")
+def clouds():
+    return _fixture_clouds()
+
+
+def _check(codec, xyz, attrs, blob):
+    out = codec.decode(blob)
+    q = quantize(xyz, codec.step)
+    assert len(out) == len(xyz)
+    if out.order == "scan":
+        perm = np.arange(len(xyz))
+    else:
+        assert out.permutation is not None
+        perm = out.permutation
+    assert np.array_equal(out.q, q[perm])
+    err = np.abs(out.xyz - np.asarray(xyz, np.float64)[perm])
+    assert err.max(initial=0) <= codec.step / 2 + 1e-9
+    for k, v in attrs.items():
+        assert out.attrs[k].dtype == np.asarray(v).dtype
+        assert np.array_equal(out.attrs[k], np.asarray(v)[perm]), k
+    return out
+
+
+@pytest.mark.parametrize("name", CLOUD_NAMES)
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_fixture_clouds_round_trip(clouds, name, shuffled):
+    xyz, attrs = clouds[name]
+    if shuffled:
+        perm = np.random.default_rng(7).permutation(len(xyz))
+        xyz, attrs = xyz[perm], {k: v[perm] for k, v in attrs.items()}
+    codec = QuantizedCodec(step=0.01, keep_order=True)
+    blob = codec.encode(xyz, attrs)
+    out = _check(codec, xyz, attrs, blob)
+    if not shuffled:
+        assert out.order == "scan" or name == "nuscenes", "scan order stays scan order for decoded scans"
+    back = codec.decode_input_order(blob)
+    assert np.array_equal(back.q, quantize(xyz, 0.01))
+
+
+def test_scan_order_beats_morton_on_a_scan_and_structure_is_found_when_shuffled(clouds):
+    xyz, attrs = clouds["nuscenes"]
+    ring = {"ring": attrs["ring"]}
+    sizes = {m: len(QuantizedCodec(order=m).encode(xyz, ring)) for m in ("scan", "ring", "morton")}
+    assert min(sizes["scan"], sizes["ring"]) < sizes["morton"]
+    bits = len(QuantizedCodec().encode(xyz, ring)) * 8 / len(xyz)
+    assert bits < 10.0, bits
+    perm = np.random.default_rng(1).permutation(len(xyz))
+    codec = QuantizedCodec()
+    codec.encode(xyz[perm], {"ring": attrs["ring"][perm]})
+    assert codec.last_mode == "ring"
+    codec.encode(xyz[perm])
+    assert codec.last_mode == "morton"
+
+
+@pytest.mark.parametrize("order", ["scan", "ring", "morton"])
+@pytest.mark.parametrize("step", [0.001, 0.01, 0.05])
+def test_every_order_and_step(clouds, order, step):
+    xyz, attrs = clouds["vlp16-pcap"]
+    codec = QuantizedCodec(step=step, order=order, keep_order=True)
+    out = _check(codec, xyz, attrs, codec.encode(xyz, attrs))
+    assert out.order == order
+
+
+def test_georeferenced_coordinates_and_center():
+    """Large (ECEF-like) coordinates: the error bound holds and the given centre is used."""
+    a = nuscenes()
+    offset = np.array([4_177_000.0, 855_000.0, 4_727_000.0])
+    xyz = a[:, :3].astype(np.float64) + offset
+    codec = QuantizedCodec(step=0.01, keep_order=True)
+    with_center = codec.encode(xyz, {"ring": a[:, 4].astype(np.uint8)}, center=offset)
+    _check(codec, xyz, {"ring": a[:, 4].astype(np.uint8)}, with_center)
+    compact = QuantizedCodec(step=0.01).encode(xyz, {"ring": a[:, 4].astype(np.uint8)}, center=offset)
+    assert len(compact) * 8 / len(xyz) < 10.0  # no permutation stored
+
+
+def test_empty_and_bad_inputs():
+    codec = QuantizedCodec()
+    out = codec.decode(codec.encode(np.zeros((0, 3)), {"intensity": np.zeros(0, np.float32)}))
+    assert len(out) == 0 and out.attrs["intensity"].dtype == np.float32
+    with pytest.raises(CodecError, match="NaN"):
+        codec.encode(np.array([[0.0, np.nan, 1.0]]))
+    with pytest.raises(CodecError, match=r"must be \(n, 3\)"):
+        codec.encode(np.zeros((3, 2)))
+    with pytest.raises(CodecError, match="ring"):
+        codec.encode(np.zeros((2, 3)), {"ring": np.array([0.5, 1.0])})
+    with pytest.raises(CodecError, match="step"):
+        QuantizedCodec(step=0.0)
+
+
+def test_config_builds_the_codec():
+    codec = make_codec("quantized", CodecConfig(xyz_step_m=0.02, xyz_order="morton"))
+    assert isinstance(codec, QuantizedCodec) and codec.max_error == 0.01 and codec.order == "morton"
+    with pytest.raises(CodecError, match="unknown codec"):
+        make_codec("draco")
+
+
+_coords = hnp.arrays(np.float64, st.tuples(st.integers(0, 60), st.just(3)),
+                     elements=st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_coords, st.sampled_from(["auto", "scan", "ring", "morton"]), st.sampled_from([0.001, 0.01, 0.3]),
+       st.integers(0, 2**32 - 1))
+def test_random_clouds_round_trip(xyz, order, step, seed):
+    rng = np.random.default_rng(seed)
+    n = len(xyz)
+    attrs = {
+        "ring": rng.integers(0, 4, n).astype(np.uint16),
+        "intensity": rng.random(n).astype(np.float32),
+        "time": 1.7e9 + np.sort(rng.random(n)),
+        "flags": rng.integers(-(2**40), 2**40, n),
+        "huge": rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64),
+    }
+    if order == "morton":  # Morton keys need the cloud to fit 2**21 steps per axis
+        xyz = xyz * min(1.0, 1e4 * step / 1e4)
+    codec = QuantizedCodec(step=step, order=order, keep_order=True)
+    _check(codec, xyz, attrs, codec.encode(xyz, attrs))
