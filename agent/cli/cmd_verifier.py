@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli._common import emit_json, json_option
 
+if TYPE_CHECKING:  # web3 loads only when a command runs
+    from agent.chain import Verifier
+
 _key_option = click.option("--key", "key_file", type=click.Path(dir_okay=False), required=True,
                            help="Verifier EVM key file (hex); --create makes one if missing.")
 
 
-def _verifier(key_file: str, create: bool = False):  # noqa: ANN202 - lazy import of the type
+def _verifier(key_file: str, create: bool = False) -> Verifier:
     from agent.chain import KeyFile, Verifier
 
     return Verifier(KeyFile(Path(key_file), create=create).private_key())
