@@ -314,7 +314,7 @@ class QuantizedCodec:
             raise CodecError(f"{NAME}: section lengths disagree with the meta section", NAME)
         # every point costs at least one token of >= 2**-12 probability... but zero-cost tokens
         # exist, so bound n by memory instead: 2**28 points is far beyond any chunk
-        if n > 1 << 28:
+        if n > 1 << 26:
             raise CodecError(f"{NAME}: point count {n} is implausible", NAME)
         with_ring = mode == MODES["morton"] and nrings > 1
         nctx = K.NB * (1 + na + with_ring) if mode == MODES["morton"] else K.n_contexts(na)

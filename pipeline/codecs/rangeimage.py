@@ -369,7 +369,7 @@ class RangeImageCodec:
         other = s.take("other")
         s.end()
         n = head.count
-        if nd != head.aux or nd + no != n or len(bits) != blen or nd * layout.size > 1 << 34:
+        if nd != head.aux or nd + no != n or len(bits) != blen or nd * layout.size > 1 << 31:
             raise CodecError(f"{NAME}: inconsistent packet counts", NAME)
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
         tables = np.frombuffer(C.zunpack(tables_z, nctx * (E.NTOK + 1), NAME, "tables"), np.uint8)
