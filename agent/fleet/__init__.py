@@ -32,7 +32,7 @@ _LAZY = {
     "local_handlers": "agent.fleet.handlers",
 }
 
-__all__ = ["FleetConfig", *_LAZY]
+__all__ = ["FleetConfig", *sorted(_LAZY)]  # noqa: PLE0604 - names of the lazy table
 
 
 def __getattr__(name: str) -> Any:

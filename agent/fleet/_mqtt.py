@@ -110,7 +110,7 @@ class MqttLink:
         if self.protocol == mqtt.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.cfg.session_expiry_s if self.persistent else 0
-            clean = False if self.persistent else True
+            clean = not self.persistent
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s,
                                   clean_start=clean, properties=props)
         self.client.loop_start()

@@ -236,7 +236,7 @@ class DeviceClient:
                 self._pump()
                 self._maybe_telemetry()
                 self._maybe_prune()
-            except Exception:  # noqa: BLE001 - keep the link alive; the error is logged
+            except Exception:
                 log.exception("fleet loop error")
                 time.sleep(0.5)
 
@@ -344,7 +344,7 @@ class DeviceClient:
                 return
             try:
                 self._run(job)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("job %s crashed the worker", job.job_id)
 
     def _run(self, job: Job) -> None:

@@ -172,7 +172,8 @@ class DeviceProcess:
         cmd = [sys.executable, "-m", "agent.fleet.device", "--config", str(self.config)]
         if self.event_every:
             cmd += ["--event-every", str(self.event_every)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.log, "ab"), text=True)
+        with open(self.log, "ab") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if '"ready": true' not in line:

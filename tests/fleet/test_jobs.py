@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from agent.config import load_config
 from agent.errors import FleetError, JobRejected
 from agent.fleet.handlers import apply_config, collect_diagnostics
-from agent.fleet.jobs import JobLedger, JobVerifier, canonical, load_signing_key, create_signing_key, sign_job
+from agent.fleet.jobs import JobLedger, JobVerifier, canonical, create_signing_key, load_signing_key, sign_job
 from agent.fleet.telemetry import temperatures
 
 

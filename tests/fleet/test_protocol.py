@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from nacl.signing import SigningKey
 
-from agent.fleet.manager import FleetClient, SharedConsumer
 from agent.errors import FleetError
+from agent.fleet.manager import FleetClient, SharedConsumer
 from tests.fleet.conftest import Broker
 from tests.fleet.test_broker import in_process_device, states
 
