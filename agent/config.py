@@ -22,8 +22,8 @@ from agent.errors import ConfigError
 from agent.fleet._config import FleetConfig
 from agent.recording._config import RecordingConfig
 from firmware_bridge._config import BridgeConfig
-from sensors.camera._config import CameraSourceConfig
 from pipeline.camera._config import CameraProcessingConfig
+from sensors.camera._config import CameraSourceConfig
 from pipeline.georef._config import GeorefConfig
 from pipeline.kernels._config import FilterConfig
 from pipeline.codecs._config import CodecConfig

@@ -12,5 +12,7 @@ def cv2_module() -> Any:
     try:
         import cv2
     except ImportError:
-        raise CameraProcessingError("OpenCV is not installed: pip install 'opencv-python-headless<5'") from None
+        raise CameraProcessingError(
+            "OpenCV is not installed: pip install 'opencv-python-headless<5'"
+        ) from None
     return cv2

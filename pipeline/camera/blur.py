@@ -22,8 +22,9 @@ def laplacian_variance(image: np.ndarray, max_side: int = 640) -> float:
     h, w = grey.shape[:2]
     scale = max_side / max(h, w)
     if scale < 1.0:
-        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(
+            grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 

@@ -42,8 +42,10 @@ def to_dms(value_deg: float) -> tuple[tuple[int, int], tuple[int, int], tuple[in
 
 def from_dms(dms: Any, ref: str | bytes) -> float:
     """Degrees from EXIF (degrees, minutes, seconds) rationals or floats and their N/S/E/W ref."""
+
     def f(v: Any) -> float:
         return v[0] / v[1] if isinstance(v, tuple) else float(v)
+
     d = f(dms[0]) + f(dms[1]) / 60 + f(dms[2]) / 3600
     r = ref.decode() if isinstance(ref, bytes) else ref
     return -d if r.strip("\x00") in ("S", "W") else d
@@ -53,8 +55,15 @@ def _rational(value: float, denominator: int) -> tuple[int, int]:
     return round(value * denominator), denominator
 
 
-def build_exif(position: Position, *, utc_ns: int | None = None, make: str = "edge-agent", model: str = "",
-               description: str = "", camera_yaw_deg: float = 0.0) -> bytes:
+def build_exif(
+    position: Position,
+    *,
+    utc_ns: int | None = None,
+    make: str = "edge-agent",
+    model: str = "",
+    description: str = "",
+    camera_yaw_deg: float = 0.0,
+) -> bytes:
     """EXIF bytes (``b"Exif\\0\\0"`` + TIFF) for a photo taken at ``position``, at ``utc_ns``
     (default: the position's time). ``camera_yaw_deg`` is the camera's heading on the vehicle
     (0 forward, 90 right, 180 back), added to the course for GPSImgDirection."""

@@ -74,10 +74,16 @@ def interpolate(a: Position, b: Position, t_ns: int) -> Position:
     if math.isnan(alt):  # one end without altitude: take the other rather than nothing
         alt = a.alt_m if not math.isnan(a.alt_m) else b.alt_m
     spd = a.speed_mps + (b.speed_mps - a.speed_mps) * f
-    return Position(t_ns, a.lat_deg + (b.lat_deg - a.lat_deg) * f, lon, alt,
-                    _lerp_angle(a.course_deg, b.course_deg, f), spd,
-                    a.odometer_m + (b.odometer_m - a.odometer_m) * f,
-                    a.hdop if f < 0.5 else b.hdop)
+    return Position(
+        t_ns,
+        a.lat_deg + (b.lat_deg - a.lat_deg) * f,
+        lon,
+        alt,
+        _lerp_angle(a.course_deg, b.course_deg, f),
+        spd,
+        a.odometer_m + (b.odometer_m - a.odometer_m) * f,
+        a.hdop if f < 0.5 else b.hdop,
+    )
 
 
 def dead_reckon(p: Position, t_ns: int) -> Position:
@@ -91,8 +97,13 @@ def dead_reckon(p: Position, t_ns: int) -> Position:
     dlat = math.degrees(d * math.cos(c) / EARTH_RADIUS_M)
     coslat = max(1e-9, math.cos(math.radians(p.lat_deg)))
     dlon = math.degrees(d * math.sin(c) / (EARTH_RADIUS_M * coslat))
-    return p._replace(utc_ns=t_ns, lat_deg=p.lat_deg + dlat, lon_deg=_wrap180(p.lon_deg + dlon),
-                      odometer_m=p.odometer_m + abs(d), extrapolated=True)
+    return p._replace(
+        utc_ns=t_ns,
+        lat_deg=p.lat_deg + dlat,
+        lon_deg=_wrap180(p.lon_deg + dlon),
+        odometer_m=p.odometer_m + abs(d),
+        extrapolated=True,
+    )
 
 
 class GnssTrack:
@@ -104,8 +115,14 @@ class GnssTrack:
     on a long drive (the oldest are dropped).
     """
 
-    def __init__(self, *, stationary_speed_mps: float = 0.5, max_gap_s: float = 5.0,
-                 max_extrapolation_s: float = 1.0, max_fixes: int = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        stationary_speed_mps: float = 0.5,
+        max_gap_s: float = 5.0,
+        max_extrapolation_s: float = 1.0,
+        max_fixes: int = 3600,
+    ) -> None:
         self.stationary_speed_mps = stationary_speed_mps
         self.max_gap_ns = int(max_gap_s * 1e9)
         self.max_extrapolation_ns = int(max_extrapolation_s * 1e9)
@@ -191,8 +208,9 @@ class KeyframeSelector:
         self.last = p
 
 
-def select_keyframes(times_ns: Iterable[int], track: GnssTrack, every_m: float,
-                     min_interval_s: float = 0.0) -> list[int]:
+def select_keyframes(
+    times_ns: Iterable[int], track: GnssTrack, every_m: float, min_interval_s: float = 0.0
+) -> list[int]:
     """Indices of the frames at ``times_ns`` that are keyframes (no blur check): the selection
     on its own, for planning and tests."""
     sel = KeyframeSelector(every_m, min_interval_s)

@@ -39,12 +39,32 @@ KEYFRAME = "keyframe"
 class Keyframe:
     """A redacted keyframe as JPEG with GPS EXIF. Built only from a :class:`RedactedImage`."""
 
-    __slots__ = ("camera_id", "frame_index", "utc_ns", "position", "sharpness", "boxes", "regions", "jpeg",
-                 "width", "height")
+    __slots__ = (
+        "boxes",
+        "camera_id",
+        "frame_index",
+        "height",
+        "jpeg",
+        "position",
+        "regions",
+        "sharpness",
+        "utc_ns",
+        "width",
+    )
 
-    def __init__(self, redacted: RedactedImage, *, camera_id: str, frame_index: int, utc_ns: int,
-                 position: Position, sharpness: float, quality: int = 85, make: str = "edge-agent",
-                 camera_yaw_deg: float = 0.0) -> None:
+    def __init__(
+        self,
+        redacted: RedactedImage,
+        *,
+        camera_id: str,
+        frame_index: int,
+        utc_ns: int,
+        position: Position,
+        sharpness: float,
+        quality: int = 85,
+        make: str = "edge-agent",
+        camera_yaw_deg: float = 0.0,
+    ) -> None:
         if type(redacted) is not RedactedImage:
             raise TypeError("a Keyframe is built only from a RedactedImage (Redactor.redact)")
         self.camera_id = camera_id
@@ -55,8 +75,14 @@ class Keyframe:
         self.boxes: tuple[Box, ...] = redacted.boxes
         self.regions: tuple[Box, ...] = redacted.regions
         self.height, self.width = redacted.shape[:2]
-        exif = build_exif(position, utc_ns=utc_ns, make=make, model=camera_id,
-                          description=f"{camera_id} frame {frame_index}", camera_yaw_deg=camera_yaw_deg)
+        exif = build_exif(
+            position,
+            utc_ns=utc_ns,
+            make=make,
+            model=camera_id,
+            description=f"{camera_id} frame {frame_index}",
+            camera_yaw_deg=camera_yaw_deg,
+        )
         self.jpeg: bytes = redacted.to_jpeg(quality, exif)
 
     @property
@@ -65,8 +91,10 @@ class Keyframe:
         return f"{self.camera_id}_{self.utc_ns:019d}_{self.frame_index:06d}.jpg"
 
     def __repr__(self) -> str:
-        return (f"Keyframe({self.camera_id}#{self.frame_index} at {self.position.lat_deg:.6f},"
-                f"{self.position.lon_deg:.6f}, {len(self.boxes)} redacted, {len(self.jpeg)} B)")
+        return (
+            f"Keyframe({self.camera_id}#{self.frame_index} at {self.position.lat_deg:.6f},"
+            f"{self.position.lon_deg:.6f}, {len(self.boxes)} redacted, {len(self.jpeg)} B)"
+        )
 
 
 @dataclass
@@ -94,8 +122,14 @@ class CameraStageStats:
     detections: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {"frames": self.frames, "no_position": self.no_position, "not_due": self.not_due,
-                "blurry": self.blurry, "keyframes": self.keyframes, "detections": dict(self.detections)}
+        return {
+            "frames": self.frames,
+            "no_position": self.no_position,
+            "not_due": self.not_due,
+            "blurry": self.blurry,
+            "keyframes": self.keyframes,
+            "detections": dict(self.detections),
+        }
 
 
 def decode_jpeg(data: bytes, camera_id: str = "", frame_index: int = -1) -> np.ndarray:
@@ -111,10 +145,19 @@ class CameraStage:
     """Keyframes from camera frames: one :class:`KeyframeSelector` per camera over one shared
     :class:`GnssTrack`. Feed fixes with :meth:`add_fix` and frames with :meth:`process`."""
 
-    def __init__(self, redactor: Redactor, *, track: GnssTrack | None = None, every_m: float = 5.0,
-                 min_interval_s: float = 0.5, blur_threshold: float = 100.0, blur_max_side: int = 640,
-                 jpeg_quality: int = 85, make: str = "edge-agent",
-                 camera_yaw_deg: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        redactor: Redactor,
+        *,
+        track: GnssTrack | None = None,
+        every_m: float = 5.0,
+        min_interval_s: float = 0.5,
+        blur_threshold: float = 100.0,
+        blur_max_side: int = 640,
+        jpeg_quality: int = 85,
+        make: str = "edge-agent",
+        camera_yaw_deg: dict[str, float] | None = None,
+    ) -> None:
         if not isinstance(redactor, Redactor):
             raise CameraProcessingError("the camera stage needs a Redactor: frames never leave unredacted")
         self.redactor = redactor
@@ -166,8 +209,17 @@ class CameraStage:
             self.stats.blurry += 1
             return StageResult(BLURRY, cid, idx, t, pos, sharp)
         redacted = self.redactor.redact(image)
-        kf = Keyframe(redacted, camera_id=cid, frame_index=idx, utc_ns=t, position=pos, sharpness=sharp,
-                      quality=self.jpeg_quality, make=self.make, camera_yaw_deg=self.camera_yaw_deg.get(cid, 0.0))
+        kf = Keyframe(
+            redacted,
+            camera_id=cid,
+            frame_index=idx,
+            utc_ns=t,
+            position=pos,
+            sharpness=sharp,
+            quality=self.jpeg_quality,
+            make=self.make,
+            camera_yaw_deg=self.camera_yaw_deg.get(cid, 0.0),
+        )
         sel.mark(pos)
         self.stats.keyframes += 1
         for b in kf.boxes:
@@ -186,12 +238,22 @@ class CameraStage:
 
 def camera_stage_from_config(cfg: CameraProcessingConfig, detector: Detector | None = None) -> CameraStage:
     """The stage a :class:`CameraProcessingConfig` describes (STYLE.md habit 2)."""
-    track = GnssTrack(stationary_speed_mps=cfg.stationary_speed_mps, max_gap_s=cfg.max_gnss_gap_s,
-                      max_extrapolation_s=cfg.max_extrapolation_s)
-    return CameraStage(redactor_from_config(cfg.redaction, detector), track=track, every_m=cfg.keyframe_every_m,
-                       min_interval_s=cfg.min_interval_s, blur_threshold=cfg.blur_threshold,
-                       blur_max_side=cfg.blur_max_side, jpeg_quality=cfg.jpeg_quality, make=cfg.make,
-                       camera_yaw_deg=cfg.camera_yaw_deg)
+    track = GnssTrack(
+        stationary_speed_mps=cfg.stationary_speed_mps,
+        max_gap_s=cfg.max_gnss_gap_s,
+        max_extrapolation_s=cfg.max_extrapolation_s,
+    )
+    return CameraStage(
+        redactor_from_config(cfg.redaction, detector),
+        track=track,
+        every_m=cfg.keyframe_every_m,
+        min_interval_s=cfg.min_interval_s,
+        blur_threshold=cfg.blur_threshold,
+        blur_max_side=cfg.blur_max_side,
+        jpeg_quality=cfg.jpeg_quality,
+        make=cfg.make,
+        camera_yaw_deg=cfg.camera_yaw_deg,
+    )
 
 
 class DirectorySink:

@@ -49,7 +49,7 @@ class Box(NamedTuple):
 
     def grown(self, margin: float, width: int, height: int) -> Box:
         """This box grown by ``margin`` of its size on each side, clipped to the image."""
-        mx, my = int(math.ceil(self.w * margin)), int(math.ceil(self.h * margin))
+        mx, my = math.ceil(self.w * margin), math.ceil(self.h * margin)
         x0, y0 = max(0, self.x - mx), max(0, self.y - my)
         x1, y1 = min(width, self.x + self.w + mx), min(height, self.y + self.h + my)
         return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0), self.kind)
@@ -70,8 +70,10 @@ def cascade_dir() -> str:
     data = getattr(cv2, "data", None)
     d = getattr(data, "haarcascades", None) if data is not None else None
     if not d:
-        raise RedactionError(f"OpenCV {cv2.__version__} has no cv2.data.haarcascades (OpenCV 5 dropped the "
-                             "Haar cascades): install opencv-python-headless<5")
+        raise RedactionError(
+            f"OpenCV {cv2.__version__} has no cv2.data.haarcascades (OpenCV 5 dropped the "
+            "Haar cascades): install opencv-python-headless<5"
+        )
     return str(d)
 
 
@@ -79,13 +81,22 @@ class HaarDetector:
     """OpenCV Haar cascades over a histogram-equalised grey image, optionally downscaled so its
     long side is at most ``detect_max_side`` (boxes are scaled back to full size)."""
 
-    def __init__(self, kinds: Sequence[str] = ("face", "plate", "person"), *, scale_factor: float = 1.1,
-                 min_neighbors: int = 4, min_size_px: int = 24, detect_max_side: int | None = None,
-                 directory: str | None = None) -> None:
+    def __init__(
+        self,
+        kinds: Sequence[str] = ("face", "plate", "person"),
+        *,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 4,
+        min_size_px: int = 24,
+        detect_max_side: int | None = None,
+        directory: str | None = None,
+    ) -> None:
         cv2 = cv2_module()
         if not hasattr(cv2, "CascadeClassifier"):
-            raise RedactionError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in OpenCV 5): "
-                                 "install opencv-python-headless<5")
+            raise RedactionError(
+                f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in OpenCV 5): "
+                "install opencv-python-headless<5"
+            )
         unknown = [k for k in kinds if k not in CASCADES]
         if unknown:
             raise RedactionError(f"unknown detection kind(s) {unknown}; known: {sorted(CASCADES)}")
@@ -130,11 +141,15 @@ class HaarDetector:
         m = max(8, round(self.min_size_px * scale))
         out: list[Box] = []
         for kind, _, clf in self._cascades:
-            found = clf.detectMultiScale(grey, scaleFactor=self.scale_factor,  # type: ignore[attr-defined]
-                                         minNeighbors=self.min_neighbors, minSize=(m, m))
+            found = clf.detectMultiScale(
+                grey,
+                scaleFactor=self.scale_factor,  # type: ignore[attr-defined]
+                minNeighbors=self.min_neighbors,
+                minSize=(m, m),
+            )
             for bx, by, bw, bh in np.asarray(found).reshape(-1, 4):
-                x0, y0 = int(math.floor(bx / scale)), int(math.floor(by / scale))
-                x1, y1 = min(w, int(math.ceil((bx + bw) / scale))), min(h, int(math.ceil((by + bh) / scale)))
+                x0, y0 = math.floor(bx / scale), math.floor(by / scale)
+                x1, y1 = min(w, math.ceil((bx + bw) / scale)), min(h, math.ceil((by + bh) / scale))
                 out.append(Box(x0, y0, x1 - x0, y1 - y0, kind))
         return out
 
@@ -146,10 +161,11 @@ class RedactedImage:
     """A frame after redaction: read-only pixels, the detections and the regions hidden.
     Made only by :meth:`Redactor.redact`."""
 
-    __slots__ = ("_image", "boxes", "regions", "detector")
+    __slots__ = ("_image", "boxes", "detector", "regions")
 
-    def __init__(self, image: np.ndarray, boxes: list[Box], regions: list[Box], detector: str,
-                 *, _seal: object = None) -> None:
+    def __init__(
+        self, image: np.ndarray, boxes: list[Box], regions: list[Box], detector: str, *, _seal: object = None
+    ) -> None:
         if _seal is not _SEAL:
             raise TypeError("a RedactedImage is made only by Redactor.redact()")
         image.flags.writeable = False
@@ -190,9 +206,10 @@ def pixelate(region: np.ndarray, block_px: int = 12) -> np.ndarray:
     so even a large face becomes a 6x6 mosaic at most."""
     cv2 = cv2_module()
     h, w = region.shape[:2]
-    block = max(block_px, int(math.ceil(max(h, w) / 6)))
-    small = cv2.resize(region, (max(1, math.ceil(w / block)), max(1, math.ceil(h / block))),
-                       interpolation=cv2.INTER_AREA)
+    block = max(block_px, math.ceil(max(h, w) / 6))
+    small = cv2.resize(
+        region, (max(1, math.ceil(w / block)), max(1, math.ceil(h / block))), interpolation=cv2.INTER_AREA
+    )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
@@ -206,8 +223,9 @@ def strong_blur(region: np.ndarray) -> np.ndarray:
 class Redactor:
     """Detect, then hide each detection grown by ``margin``."""
 
-    def __init__(self, detector: Detector, *, method: str = "pixelate", margin: float = 0.2,
-                 block_px: int = 12) -> None:
+    def __init__(
+        self, detector: Detector, *, method: str = "pixelate", margin: float = 0.2, block_px: int = 12
+    ) -> None:
         if method not in ("pixelate", "blur"):
             raise RedactionError(f"unknown redaction method {method!r} (pixelate or blur)")
         if not isinstance(detector, Detector):
@@ -219,9 +237,16 @@ class Redactor:
 
     def redact(self, image: np.ndarray) -> RedactedImage:
         """A redacted copy of a BGR uint8 image (the input is left as it is)."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise RedactionError(f"expected a BGR uint8 image (H, W, 3), got "
-                                 f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+        ):
+            raise RedactionError(
+                f"expected a BGR uint8 image (H, W, 3), got "
+                f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
+            )
         h, w = image.shape[:2]
         out = np.array(image, copy=True, order="C")
         boxes = self.detector.detect(out)
@@ -229,20 +254,34 @@ class Redactor:
         for r in regions:
             if r.w == 0 or r.h == 0:
                 continue
-            roi = out[r.y:r.y + r.h, r.x:r.x + r.w]
+            roi = out[r.y : r.y + r.h, r.x : r.x + r.w]
             roi[...] = pixelate(roi, self.block_px) if self.method == "pixelate" else strong_blur(roi)
         return RedactedImage(out, boxes, regions, self.detector.name, _seal=_SEAL)
 
 
 def detector_from_config(cfg: RedactionConfig) -> HaarDetector:
     """The Haar detector a :class:`RedactionConfig` describes."""
-    kinds = [k for k, on in (("face", cfg.faces), ("profile_face", cfg.profile_faces), ("plate", cfg.plates),
-                             ("person", cfg.persons)) if on]
-    return HaarDetector(kinds, scale_factor=cfg.scale_factor, min_neighbors=cfg.min_neighbors,
-                        min_size_px=cfg.min_size_px, detect_max_side=cfg.detect_max_side)
+    kinds = [
+        k
+        for k, on in (
+            ("face", cfg.faces),
+            ("profile_face", cfg.profile_faces),
+            ("plate", cfg.plates),
+            ("person", cfg.persons),
+        )
+        if on
+    ]
+    return HaarDetector(
+        kinds,
+        scale_factor=cfg.scale_factor,
+        min_neighbors=cfg.min_neighbors,
+        min_size_px=cfg.min_size_px,
+        detect_max_side=cfg.detect_max_side,
+    )
 
 
 def redactor_from_config(cfg: RedactionConfig, detector: Detector | None = None) -> Redactor:
     """A :class:`Redactor` from config (``detector`` overrides the Haar one, e.g. a better model)."""
-    return Redactor(detector or detector_from_config(cfg), method=cfg.method, margin=cfg.margin,
-                    block_px=cfg.block_px)
+    return Redactor(
+        detector or detector_from_config(cfg), method=cfg.method, margin=cfg.margin, block_px=cfg.block_px
+    )

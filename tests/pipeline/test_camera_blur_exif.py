@@ -73,12 +73,15 @@ def _deg(dms: tuple, ref: str) -> float:
     return from_dms(tuple(float(v) for v in dms), ref)
 
 
-@pytest.mark.parametrize(("lat", "lon", "alt", "course"), [
-    (48.137154, 11.576124, 519.3, 271.25),  # Munich, north-east
-    (-33.856784, 151.215297, 4.2, 0.0),  # Sydney: south
-    (40.689247, -74.044502, -3.75, 359.99),  # below sea level, west
-    (1.2800, 103.8500, math.nan, math.nan),  # no altitude, no course
-])
+@pytest.mark.parametrize(
+    ("lat", "lon", "alt", "course"),
+    [
+        (48.137154, 11.576124, 519.3, 271.25),  # Munich, north-east
+        (-33.856784, 151.215297, 4.2, 0.0),  # Sydney: south
+        (40.689247, -74.044502, -3.75, 359.99),  # below sea level, west
+        (1.2800, 103.8500, math.nan, math.nan),  # no altitude, no course
+    ],
+)
 def test_gps_exif_round_trip_through_pillow(lat: float, lon: float, alt: float, course: float) -> None:
     t_ns = 1532402927_612_460_000  # 2018-07-24 03:28:47.612 UTC
     p = Position(t_ns, lat, lon, alt, course, 12.0, 0.0, 0.8)
@@ -109,7 +112,7 @@ def test_gps_exif_round_trip_through_pillow(lat: float, lon: float, alt: float, 
     assert float(gps[13]) == pytest.approx(12.0 * 3.6, abs=0.005) and gps[12] == "K"
     assert float(gps[11]) == pytest.approx(0.8) and gps[18] == "WGS-84"
     # no thumbnail: a second, unredacted copy must never ride along
-    assert b"\xff\xd8" not in jpeg[2:jpeg.index(b"\xff\xdb")]
+    assert b"\xff\xd8" not in jpeg[2 : jpeg.index(b"\xff\xdb")]
 
 
 @given(st.floats(-180.0, 180.0, allow_nan=False))
@@ -117,7 +120,8 @@ def test_dms_carries_and_round_trips(value: float) -> None:
     (d, _), (m, _), (s, den) = to_dms(value)
     assert 0 <= m < 60 and 0 <= s < 60 * den
     assert from_dms(((d, 1), (m, 1), (s, den)), "W" if value < 0 else "E") == pytest.approx(
-        value, abs=0.5e-4 / 3600 + 1e-12)
+        value, abs=0.5e-4 / 3600 + 1e-12
+    )
 
 
 def test_exif_without_a_position_is_refused() -> None:

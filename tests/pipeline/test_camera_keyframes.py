@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -21,10 +22,26 @@ S = 1_000_000_000
 T0 = 1_700_000_000 * S
 
 
-def fix(t_s: float, lat: float, lon: float, *, alt: float = 10.0, speed: float = 10.0, course: float = 0.0,
-        kind: FixType = FixType.GPS) -> GnssFix:
-    return GnssFix(lat_deg=lat, lon_deg=lon, alt_m=alt, fix_type=kind, hdop=1.0, speed_mps=speed,
-                   course_deg=course, fix_utc_ns=T0 + round(t_s * S))
+def fix(
+    t_s: float,
+    lat: float,
+    lon: float,
+    *,
+    alt: float = 10.0,
+    speed: float = 10.0,
+    course: float = 0.0,
+    kind: FixType = FixType.GPS,
+) -> GnssFix:
+    return GnssFix(
+        lat_deg=lat,
+        lon_deg=lon,
+        alt_m=alt,
+        fix_type=kind,
+        hdop=1.0,
+        speed_mps=speed,
+        course_deg=course,
+        fix_utc_ns=T0 + round(t_s * S),
+    )
 
 
 def north_track(n: int, speed: float = 10.0, lat0: float = 48.0, lon0: float = 11.0) -> GnssTrack:
@@ -76,14 +93,17 @@ def test_no_position_before_track_in_gaps_and_long_after() -> None:
     assert tr.position_at(T0 + 11 * S + 1) is None  # beyond the extrapolation limit
     # the gap adds no distance: the track there is unknown
     assert tr.position_at(T0 + 10 * S).odometer_m == pytest.approx(  # type: ignore[union-attr]
-        haversine_m(48.0, 11.0, 48.0001, 11.0))
+        haversine_m(48.0, 11.0, 48.0001, 11.0)
+    )
 
 
 def test_fixes_without_position_or_time_are_ignored() -> None:
     tr = GnssTrack()
     assert not tr.add(fix(0, math.nan, math.nan))
     assert not tr.add(fix(0, 48.0, 11.0, kind=FixType.NO_FIX))
-    assert not tr.add(GnssFix(lat_deg=48.0, lon_deg=11.0, fix_type=FixType.GPS, fix_utc_ns=NO_TIME, utc_ns=NO_TIME))
+    assert not tr.add(
+        GnssFix(lat_deg=48.0, lon_deg=11.0, fix_type=FixType.GPS, fix_utc_ns=NO_TIME, utc_ns=NO_TIME)
+    )
     assert tr.add(fix(0, 48.0, 11.0))
     assert not tr.add(fix(0, 48.0, 11.0))  # the same epoch again (RMC then GGA)
     assert len(tr) == 1
@@ -153,7 +173,7 @@ def test_keyframes_along_a_real_drive() -> None:
     with NmeaFileSource(fixture_file("gnss/regensburg_drive_geko301_2010.nmea")) as src:
         kept = tr.extend(m for m in src if isinstance(m, GnssFix))
     assert kept > 700
-    times = [p.utc_ns for p in tr._pos]  # noqa: SLF001 - the track's own span
+    times = [p.utc_ns for p in tr._pos]
     t_first, t_last = times[0], times[-1]
     frames = list(range(t_first, t_last, S // 10))
     picked = select_keyframes(frames, tr, every_m=50.0)
@@ -161,11 +181,11 @@ def test_keyframes_along_a_real_drive() -> None:
     odo = [p.odometer_m for p in pos if p is not None]
     total = tr.position_at(t_last).odometer_m  # type: ignore[union-attr]
     assert total > 5_000  # a drive of several km
-    steps = [b - a for a, b in zip(odo, odo[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(odo)]
     # each step is at least 50 m and overshoots by at most one frame's travel (< 6 m below 200 km/h)
     assert min(steps) >= 50.0
     assert max(steps) < 56.0
-    gaps = [(t0, t1) for t0, t1 in zip(times, times[1:], strict=False) if t1 - t0 > tr.max_gap_ns]
+    gaps = [(t0, t1) for t0, t1 in itertools.pairwise(times) if t1 - t0 > tr.max_gap_ns]
     assert gaps  # this log has GNSS outages: no distance is counted across them
     # straight-line distance between neighbouring keyframes never exceeds the distance along the track
     for a, b, s in zip(pos, pos[1:], steps, strict=False):

@@ -44,17 +44,30 @@ def expected_latlon(t_ns: int) -> tuple[float, float]:
     up to the sphere's curvature over 10 m)."""
     d = SPEED * (t_ns - T0) / S
     c = math.radians(COURSE)
-    return (LAT0 + math.degrees(d * math.cos(c) / EARTH_RADIUS_M),
-            LON0 + math.degrees(d * math.sin(c) / (EARTH_RADIUS_M * math.cos(math.radians(LAT0)))))
+    return (
+        LAT0 + math.degrees(d * math.cos(c) / EARTH_RADIUS_M),
+        LON0 + math.degrees(d * math.sin(c) / (EARTH_RADIUS_M * math.cos(math.radians(LAT0)))),
+    )
 
 
 def fixes() -> list[GnssFix]:
     out = []
     for k in range(12):
         lat, lon = expected_latlon(T0 + k * S)
-        out.append(GnssFix(source="gnss0", lat_deg=lat, lon_deg=lon, alt_m=ALT + k * 0.5, fix_type=FixType.DGPS,
-                           hdop=0.7, speed_mps=SPEED, course_deg=COURSE, fix_utc_ns=T0 + k * S,
-                           utc_ns=T0 + k * S))
+        out.append(
+            GnssFix(
+                source="gnss0",
+                lat_deg=lat,
+                lon_deg=lon,
+                alt_m=ALT + k * 0.5,
+                fix_type=FixType.DGPS,
+                hdop=0.7,
+                speed_mps=SPEED,
+                course_deg=COURSE,
+                fix_utc_ns=T0 + k * S,
+                utc_ns=T0 + k * S,
+            )
+        )
     return out
 
 
@@ -80,15 +93,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     early = dataclasses.replace(frames[0], utc_ns=T0 - S // 2, frame_index=100)
     msgs.append(early)
     originals[100] = early.jpeg
-    for f in fixes():
-        msgs.append(f)
+    msgs.extend(fixes())
     stream = []
     for i, fr in enumerate(frames):
         t = T0 + i * 600_000_000
         if i == 2:
             img = decode_jpeg(fr.jpeg)
-            ok, buf = cv2.imencode(".jpg", cv2.GaussianBlur(img, (0, 0), 3.0), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            stream.append(dataclasses.replace(fr, utc_ns=t - 100_000_000, frame_index=200, jpeg=buf.tobytes()))
+            _ok, buf = cv2.imencode(
+                ".jpg", cv2.GaussianBlur(img, (0, 0), 3.0), [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
+            stream.append(
+                dataclasses.replace(fr, utc_ns=t - 100_000_000, frame_index=200, jpeg=buf.tobytes())
+            )
             originals[200] = buf.tobytes()
         stream.append(dataclasses.replace(fr, utc_ns=t, frame_index=i))
         originals[i] = fr.jpeg
@@ -116,8 +132,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 @pytest.mark.fixtures
 def test_decisions(run: Run) -> None:
     got = [(r.frame_index, r.decision) for r in run.results]
-    assert got == [(100, NO_POSITION), (0, KEYFRAME), (1, KEYFRAME), (200, BLURRY), (2, KEYFRAME),
-                   (3, KEYFRAME), (300, NOT_DUE), (4, KEYFRAME), (5, KEYFRAME)]
+    assert got == [
+        (100, NO_POSITION),
+        (0, KEYFRAME),
+        (1, KEYFRAME),
+        (200, BLURRY),
+        (2, KEYFRAME),
+        (3, KEYFRAME),
+        (300, NOT_DUE),
+        (4, KEYFRAME),
+        (5, KEYFRAME),
+    ]
     blurry = next(r for r in run.results if r.decision == BLURRY)
     assert blurry.sharpness is not None and blurry.sharpness < 100.0
     st = run.stage.stats.as_dict()  # type: ignore[attr-defined]
@@ -140,7 +165,9 @@ def test_written_files_carry_the_position(run: Run) -> None:
         assert float(gps[6]) == pytest.approx(ALT + 0.5 * (r.utc_ns - T0) / S, abs=1e-3)
         assert float(gps[17]) == pytest.approx(COURSE, abs=0.01)
         ms = (r.utc_ns // 1_000_000) % 1000
-        assert tuple(float(v) for v in gps[7]) == pytest.approx((3.0, 28.0, 47 + (r.utc_ns - T0) // S + ms / 1000))
+        assert tuple(float(v) for v in gps[7]) == pytest.approx(
+            (3.0, 28.0, 47 + (r.utc_ns - T0) // S + ms / 1000)
+        )
         assert img.getexif().get_ifd(0x8769)[0x9003].startswith("2018:07:24 03:28:")
 
 
@@ -154,7 +181,7 @@ def test_every_written_region_is_redacted_and_no_original_reaches_disk(run: Run)
         written = cv2.imread(str(run.out / kf.file_name)).astype(np.int16)
         expected = original.copy()  # what redaction of the keyframe's regions gives (pixelate is the default)
         for g in kf.regions:
-            roi = expected[g.y:g.y + g.h, g.x:g.x + g.w]
+            roi = expected[g.y : g.y + g.h, g.x : g.x + g.w]
             roi[...] = pixelate(roi, block)
         expected = expected.astype(np.int16)
         for g in kf.regions:
@@ -170,10 +197,10 @@ def test_every_written_region_is_redacted_and_no_original_reaches_disk(run: Run)
     # is in any file under the output directory
     disk = [p.read_bytes() for p in run.out.rglob("*") if p.is_file()]
     for idx, data in run.originals.items():
-        scan = data[data.index(b"\xff\xda"):]  # entropy-coded image data
+        scan = data[data.index(b"\xff\xda") :]  # entropy-coded image data
         for frac in (0.1, 0.5, 0.9):
             at = int(len(scan) * frac)
-            needle = scan[at:at + 64]
+            needle = scan[at : at + 64]
             assert not any(needle in d for d in disk), f"bytes of frame {idx} found on disk"
 
 
@@ -192,8 +219,10 @@ def test_raw_frames_from_a_sensor_source_go_through_the_same_path(tmp_path: Path
     assert r.keyframe.camera_id == "back" and r.keyframe.boxes
     path = DirectorySink(tmp_path).write(r.keyframe)
     assert Image.open(path).getexif()[0x0110] == "back"
-    assert not np.array_equal(cv2.imread(str(path))[r.keyframe.regions[0].y:, r.keyframe.regions[0].x:][:8, :8],
-                              raw.image[r.keyframe.regions[0].y:, r.keyframe.regions[0].x:][:8, :8])
+    assert not np.array_equal(
+        cv2.imread(str(path))[r.keyframe.regions[0].y :, r.keyframe.regions[0].x :][:8, :8],
+        raw.image[r.keyframe.regions[0].y :, r.keyframe.regions[0].x :][:8, :8],
+    )
     bad = CameraFrame(camera_id="back", width=4, height=4, jpeg=b"\xff\xd8\xff garbage", utc_ns=T0 + 5 * S)
     with pytest.raises(CameraProcessingError, match="not a decodable JPEG"):
         stage.process(bad)

@@ -35,7 +35,7 @@ def frame(name: str) -> np.ndarray:
 def outside_mask(shape: tuple[int, ...], regions: tuple[Box, ...] | list[Box]) -> np.ndarray:
     m = np.ones(shape[:2], bool)
     for r in regions:
-        m[r.y:r.y + r.h, r.x:r.x + r.w] = False
+        m[r.y : r.y + r.h, r.x : r.x + r.w] = False
     return m
 
 
@@ -43,15 +43,19 @@ def assert_redacted(original: np.ndarray, red: RedactedImage) -> None:
     """Every region changed throughout; every pixel outside all regions is untouched."""
     out = red.image
     for r in red.regions:
-        a = original[r.y:r.y + r.h, r.x:r.x + r.w].astype(np.int16)
-        b = out[r.y:r.y + r.h, r.x:r.x + r.w].astype(np.int16)
+        a = original[r.y : r.y + r.h, r.x : r.x + r.w].astype(np.int16)
+        b = out[r.y : r.y + r.h, r.x : r.x + r.w].astype(np.int16)
         diff = np.abs(a - b).max(axis=2)
         assert (diff > 0).mean() > 0.5, f"{r}: only {(diff > 0).mean():.0%} of its pixels changed"
         assert diff.mean() > 3.0, f"{r}: mean change {diff.mean():.1f}"
         # the detail is gone: what edges remain (block borders, smooth ramps) are not the original's
-        la = cv2.Laplacian(cv2.cvtColor(original[r.y:r.y + r.h, r.x:r.x + r.w], cv2.COLOR_BGR2GRAY), cv2.CV_64F)
-        lb = cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(out[r.y:r.y + r.h, r.x:r.x + r.w]),
-                                        cv2.COLOR_BGR2GRAY), cv2.CV_64F)
+        la = cv2.Laplacian(
+            cv2.cvtColor(original[r.y : r.y + r.h, r.x : r.x + r.w], cv2.COLOR_BGR2GRAY), cv2.CV_64F
+        )
+        lb = cv2.Laplacian(
+            cv2.cvtColor(np.ascontiguousarray(out[r.y : r.y + r.h, r.x : r.x + r.w]), cv2.COLOR_BGR2GRAY),
+            cv2.CV_64F,
+        )
         if la.std() > 0 and lb.std() > 0:
             assert abs(np.corrcoef(la.ravel(), lb.ravel())[0, 1]) < 0.3, f"{r}: detail survives"
     keep = outside_mask(original.shape, red.regions)
@@ -84,7 +88,7 @@ def test_the_cascades_ship_with_the_installed_opencv() -> None:
 @pytest.mark.fixtures
 def test_fixture_frames_are_redacted_where_detected(fixture_redactions) -> None:
     kinds: dict[str, int] = {}
-    for name, (img, red) in fixture_redactions.items():
+    for img, red in fixture_redactions.values():
         assert len(red.boxes) == len(red.regions)
         for b, r in zip(red.boxes, red.regions, strict=True):
             kinds[b.kind] = kinds.get(b.kind, 0) + 1
@@ -112,7 +116,7 @@ def test_composite_with_a_detected_region(redactor: Redactor) -> None:
     canvas = cv2.resize(frame("CAM_FRONT"), (640, 480), interpolation=cv2.INTER_AREA)
     assert not any(x.kind == "face" for x in faces.detect(canvas))
     ox, oy = 300, 200
-    canvas[oy:oy + g.h, ox:ox + g.w] = src[g.y:g.y + g.h, g.x:g.x + g.w]
+    canvas[oy : oy + g.h, ox : ox + g.w] = src[g.y : g.y + g.h, g.x : g.x + g.w]
     where = Box(ox + b.x - g.x, oy + b.y - g.y, b.w, b.h, "face")
     red = Redactor(faces, method="pixelate", margin=0.2).redact(canvas)
     hits = [x for x in red.boxes if _iou(x, where) > 0.5]
@@ -157,7 +161,9 @@ def test_redaction_fails_closed(tmp_path: Path) -> None:
         HaarDetector(["face"], directory=str(tmp_path))
     with pytest.raises(RedactionError, match="unknown detection kind"):
         HaarDetector(["cat"])
-    cfg = CameraProcessingConfig().redaction.model_copy(update={"faces": False, "plates": False, "persons": False})
+    cfg = CameraProcessingConfig().redaction.model_copy(
+        update={"faces": False, "plates": False, "persons": False}
+    )
     with pytest.raises(RedactionError, match="hide nothing"):
         detector_from_config(cfg)
     red = Redactor(HaarDetector(["plate"]))
