@@ -14,8 +14,8 @@ start, so the same point lands in the same chunk on every run and on every devic
 chunks are emitted, once the watermark passes ``window end + lateness_s``. A point whose window
 has already closed (it came more than ``lateness_s`` late) is dropped and counted in
 :attr:`ChunkerStats.late`. Closing is decided point by point in feed order (a running maximum),
-so the chunks do not depend on how the points were batched. Chunks come out ordered by window,
-then tile x, then tile y; :meth:`Chunker.flush` closes everything still open. A chunk holds
+so the chunks do not depend on how the points were batched. A stream's chunks come out ordered
+by window, then tile x, then tile y (how streams interleave follows the feed calls); :meth:`Chunker.flush` closes everything still open. A chunk holds
 one stream only.
 """
 
