@@ -18,6 +18,7 @@ _LAZY = {
     "FleetClient": "agent.fleet.manager",
     "FleetView": "agent.fleet.manager",
     "SharedConsumer": "agent.fleet.manager",
+    "SqliteDedupe": "agent.fleet.manager",
     "verify_device_doc": "agent.fleet.manager",
     "Job": "agent.fleet.jobs",
     "JobState": "agent.fleet.jobs",

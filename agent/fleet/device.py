@@ -47,6 +47,7 @@ from agent.store.outbox import Outbox
 log = logging.getLogger(__name__)
 
 OUTBOX_KIND = "mqtt"
+RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: "run me again"
 _INFLIGHT_STALE_S = 60.0
 
 
@@ -391,7 +392,8 @@ class DeviceClient:
 
 # -- standalone process ----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """Run a device client with the local handlers until SIGTERM/SIGINT."""
+    """Run a device client with the local handlers until SIGTERM/SIGINT (exit 0) or a
+    restart job (exit 75, after its SUCCEEDED update was acknowledged by the broker)."""
     from agent.config import load_config
     from agent.fleet.handlers import local_handlers
 
@@ -407,7 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     state = Path(cfg.state_dir)
     stop = threading.Event()
+    restart = threading.Event()
     client: DeviceClient | None = None
+
+    def on_restart() -> None:
+        restart.set()
+        stop.set()
 
     def stats() -> dict[str, Any]:
         return {"device_id": cfg.device_id, "pending": client.pending() if client else None}
@@ -420,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     if uri:
         signer = open_keystore(uri).device_signer()
     client = DeviceClient(cfg.fleet, cfg.device_id, args.db or state / "agent.db", handlers, state_dir=state,
-                          device_key=signer, on_restart=stop.set)
+                          device_key=signer, on_restart=on_restart)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     client.start()
@@ -433,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             n += 1
             client.publish_event("heartbeat", {"n": n}, event_id=f"hb-{client.birth}-{n}")
     client.close()
-    return 0
+    # a restart job exits with EX_TEMPFAIL so the supervisor (systemd Restart=on-failure) starts it again
+    return RESTART_EXIT_CODE if restart.is_set() else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -63,6 +64,32 @@ class Dedupe:
             if len(self._seen) > self.capacity:
                 self._seen.popitem(last=False)
             return True
+
+
+class SqliteDedupe:
+    """Ids seen, in a SQLite file shared by every consumer of a group on one host (several
+    processes): a duplicate delivered to another member of the group is still caught.
+    ``synchronous=NORMAL``: after a power cut a few ids may be forgotten (at least once)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from agent.store._sqlite import connect
+
+        self._conn = connect(path)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS fleet_seen (id TEXT PRIMARY KEY, ts REAL NOT NULL)")
+        self._lock = threading.Lock()
+        self.duplicates = 0
+
+    def first(self, key: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("INSERT OR IGNORE INTO fleet_seen (id, ts) VALUES (?, ?)", (key, time.time()))
+            if cur.rowcount == 1:
+                return True
+            self.duplicates += 1
+            return False
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class JobFollower:
@@ -275,18 +302,20 @@ def render_table(rows: Iterable[dict[str, Any]], now: float | None = None) -> st
 class SharedConsumer:
     """A member of an MQTT 5 shared-subscription group on events and job updates of every
     device: the broker gives each message to one member. ``handler(kind, device_id, doc)``
-    is called once per id this member sees (kind ``event`` or ``update``)."""
+    is called once per id (kind ``event`` or ``update``): per member with the default
+    in-memory :class:`Dedupe`, per group when the members share a :class:`SqliteDedupe`."""
 
     def __init__(self, cfg: FleetConfig, handler: Callable[[str, str, dict[str, Any]], None], *,
                  group: str | None = None, client_id: str | None = None,
-                 leaves: tuple[str, ...] = (T.EVENTS, "jobs/+/update")) -> None:
+                 leaves: tuple[str, ...] = (T.EVENTS, "jobs/+/update"),
+                 dedupe: Dedupe | SqliteDedupe | None = None) -> None:
         if cfg.protocol == "3.1.1":
             raise FleetError("shared subscriptions need MQTT 5 (fleet.protocol is 3.1.1)")
         self.cfg = cfg
         self.root = cfg.topic_root
         self.handler = handler
         self.group = group or cfg.shared_group
-        self.dedupe = Dedupe()
+        self.dedupe = dedupe if dedupe is not None else Dedupe()
         self.received = 0
         subs = [(T.shared(self.group, f"{self.root}/+/{leaf}"), 1) for leaf in leaves]
         self.link = MqttLink(cfg, client_id or f"fleet-{self.group}-{uuid.uuid4().hex[:8]}", persistent=True,

@@ -291,3 +291,49 @@ def test_job_timeout_and_agent_death_mid_job(broker: Broker, fleet_key: SigningK
     assert final["state"] == "FAILED" and "restarted while IN_PROGRESS" in final["details"]["reason"]
     assert collapse(states(f.history)) == ["QUEUED", "IN_PROGRESS", "FAILED"]
     assert dev.actions() == []  # neither job's work completed
+
+
+def test_restart_job_exits_after_its_update_is_delivered(broker: Broker, fleet_key: SigningKey,
+                                                         device_factory: Any) -> None:
+    from agent.fleet.device import RESTART_EXIT_CODE
+
+    dev = device_factory(broker, fleet_key)
+    dev.start()
+    with FleetClient(broker.fleet_config(), fleet_key) as fc:
+        _, f = fc.send("dev-1", "restart")
+        assert f.wait(10)["state"] == "SUCCEEDED"
+    assert dev.proc.wait(10) == RESTART_EXIT_CODE
+    assert [a["type"] for a in dev.actions()] == ["restart"]
+
+
+def test_group_dedupes_redeliveries_across_members(tmp_path: Path, broker: Broker) -> None:
+    """At-least-once means a re-sent event may reach another member of the group: members
+    sharing a SqliteDedupe still hand each id to the application once."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from agent.fleet.manager import SqliteDedupe
+
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def on(kind: str, device_id: str, doc: dict[str, Any]) -> None:
+        with lock:
+            calls.append(doc["id"])
+
+    members = [SharedConsumer(broker.fleet_config(), on, group="g2", dedupe=SqliteDedupe(tmp_path / "seen.db")).start()
+               for _ in range(2)]
+    pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        for rnd in range(3):  # every event sent three times, as a device re-sending after reconnects would
+            for i in range(50):
+                pub.publish("edge/v1/dev-9/events", json.dumps({"id": f"e-{i}", "type": "fault"}), qos=1).wait_for_publish(5)
+        wait_for(lambda: sum(m.received for m in members) >= 150)
+    finally:
+        pub.loop_stop()
+        for m in members:
+            m.close()
+    assert all(m.received > 0 for m in members)
+    assert sorted(calls) == sorted(f"e-{i}" for i in range(50))
