@@ -10,7 +10,7 @@ import pytest
 from web3 import Web3
 
 from agent.chain import ChainClient, ChainConfig, DatasetRef, Minter
-from agent.errors import ChainIdMismatch, DatasetMismatch, InsufficientFunds, TransactionReverted
+from agent.errors import ChainError, ChainIdMismatch, DatasetMismatch, InsufficientFunds, TransactionReverted
 from agent.store.outbox import Outbox
 from tests.chain.conftest import Env, dataset, key
 
@@ -41,6 +41,9 @@ def test_mint_then_mint_again_is_the_same_token(env: Env, tmp_path: Path):
         again = minter(env, ob).mint(ds)
         assert again.already_minted and again.token_id == first.token_id and again.sent == {}
         assert ob.count("tx") == 0 and ob.count("tx", state="done") == 3
+    for h in first.sent.values():  # EIP-1559 transactions
+        tx = env.w3.eth.get_transaction(h)
+        assert tx["type"] == 2 and tx["maxFeePerGas"] >= tx["maxPriorityFeePerGas"] > 0
     alice = env.client("alice").address
     assert env.token.functions.balanceOf(alice, first.token_id).call() == 1000
     assert env.token.functions.uri(first.token_id).call() == ds.metadata_url
@@ -156,3 +159,14 @@ def test_outbox_done_but_chain_reset_does_the_steps_again(tmp_path: Path):
             assert not res.already_minted and ob.count("tx") == 0
             tokens.append((dep.registry, res.token_id))
     assert tokens[0] == tokens[1]
+
+
+def test_url_taken_by_another_dataset_is_one_clear_error(env: Env, tmp_path: Path):
+    a = dataset(next(_n))
+    b = DatasetRef.build("other", a.metadata_url, [bytes(Web3.keccak(text="other flow"))])
+    with Outbox(tmp_path / "o.db") as ob:
+        minter(env, ob).mint(a)
+        nonce = env.client("alice").nonce()
+        with pytest.raises(ChainError, match=f"URL {a.metadata_url} is registered \\(file \\d+\\) with another hash"):
+            minter(env, ob).mint(b)
+        assert env.client("alice").nonce() == nonce
