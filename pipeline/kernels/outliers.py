@@ -8,8 +8,10 @@ whose mean is positive, the mean ``mu`` and the sample standard deviation ``sigm
 point is kept when ``0 < mean_i < mu + std_ratio * sigma``. A point whose ``k`` neighbours
 all sit on it (duplicates) has mean 0 and is removed, exactly like Open3D.
 
-The KD-tree splits at the midpoint of the longest side of each node's bounding box (leaves
-of at most 16 points); queries run in tree order so neighbouring queries share cache lines.
+The KD-tree splits at the median of each node's widest coordinate (leaves of at most 16
+points); a query descends to its leaf, then visits the far sides whose splitting plane is
+nearer than the current k-th neighbour. Queries run in tree order, so consecutive queries
+share cache lines.
 """
 
 from __future__ import annotations
@@ -23,19 +25,69 @@ LEAF_SIZE = 16
 
 
 @njit(cache=True)
-def build_kdtree(xyz: np.ndarray, leaf_size: int = LEAF_SIZE
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A KD-tree over ``xyz`` ``(N, 3)``.
+def _swap(pts: np.ndarray, perm: np.ndarray, i: int, j: int) -> None:
+    for k in range(3):
+        t = pts[i, k]
+        pts[i, k] = pts[j, k]
+        pts[j, k] = t
+    t2 = perm[i]
+    perm[i] = perm[j]
+    perm[j] = t2
 
-    Returns ``(perm, pts, node_range, node_child, node_box)``: the points in tree order
-    (``pts = xyz[perm]`` as float64), per node its ``[start, end)`` in that order, its two
-    children (-1 for a leaf) and its bounding box (min xyz, max xyz)."""
+
+@njit(cache=True)
+def _select(pts: np.ndarray, perm: np.ndarray, lo: int, hi: int, kth: int, d: int) -> None:
+    """Reorder rows ``[lo, hi)`` so row ``kth`` holds the value it would have if sorted by
+    coordinate ``d``, with no larger value before it and no smaller after (quickselect,
+    median-of-three pivot, Hoare partition)."""
+    left = lo
+    right = hi - 1
+    while right > left:
+        mid = (left + right) // 2
+        # median of three to the middle
+        if pts[mid, d] < pts[left, d]:
+            _swap(pts, perm, mid, left)
+        if pts[right, d] < pts[left, d]:
+            _swap(pts, perm, right, left)
+        if pts[right, d] < pts[mid, d]:
+            _swap(pts, perm, right, mid)
+        pivot = pts[mid, d]
+        i = left
+        j = right
+        while i <= j:
+            while pts[i, d] < pivot:
+                i += 1
+            while pts[j, d] > pivot:
+                j -= 1
+            if i <= j:
+                _swap(pts, perm, i, j)
+                i += 1
+                j -= 1
+        if kth <= j:
+            right = j
+        elif kth >= i:
+            left = i
+        else:
+            return
+
+
+@njit(cache=True)
+def build_kdtree(xyz: np.ndarray, leaf_size: int = LEAF_SIZE
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A balanced KD-tree over ``xyz`` ``(N, 3)``: each node splits at the median of its
+    widest coordinate (leaves of at most ``leaf_size`` points).
+
+    Returns ``(perm, pts, node_range, node_child, node_dim, node_split)``: the points in
+    tree order (``pts = xyz[perm]`` as float64), per node its ``[start, end)`` in that order,
+    its two children (-1 for a leaf), the split coordinate and value (left coordinates
+    <= value <= right coordinates)."""
     n = xyz.shape[0]
     perm = np.arange(n, dtype=np.int64)
     cap = 2 * n + 1  # every split leaves both sides non-empty: at most 2N - 1 nodes
     node_range = np.empty((cap, 2), dtype=np.int64)
     node_child = np.full((cap, 2), -1, dtype=np.int64)
-    node_box = np.empty((cap, 6))
+    node_dim = np.zeros(cap, dtype=np.int64)
+    node_split = np.zeros(cap)
     pts = np.empty((n, 3))
     for i in range(n):
         for k in range(3):
@@ -52,6 +104,8 @@ def build_kdtree(xyz: np.ndarray, leaf_size: int = LEAF_SIZE
         node = stack[sp]
         lo = node_range[node, 0]
         hi = node_range[node, 1]
+        if hi - lo <= leaf_size:
+            continue
         b0, b1, b2 = np.inf, np.inf, np.inf
         b3, b4, b5 = -np.inf, -np.inf, -np.inf
         for i in range(lo, hi):
@@ -62,10 +116,6 @@ def build_kdtree(xyz: np.ndarray, leaf_size: int = LEAF_SIZE
             b3 = max(b3, x)
             b4 = max(b4, y)
             b5 = max(b5, z)
-        node_box[node, 0], node_box[node, 1], node_box[node, 2] = b0, b1, b2
-        node_box[node, 3], node_box[node, 4], node_box[node, 5] = b3, b4, b5
-        if hi - lo <= leaf_size:
-            continue
         ext0, ext1, ext2 = b3 - b0, b4 - b1, b5 - b2
         d = 0
         ext = ext0
@@ -75,53 +125,24 @@ def build_kdtree(xyz: np.ndarray, leaf_size: int = LEAF_SIZE
             d, ext = 2, ext2
         if not ext > 0:
             continue  # all points equal: one (large) leaf
-        split = 0.5 * (node_box[node, d] + node_box[node, 3 + d])
-        # partition [lo, hi) so that coordinates < split come first
-        i = lo
-        j = hi - 1
-        while i <= j:
-            if pts[i, d] < split:
-                i += 1
-            else:
-                for k in range(3):
-                    t = pts[i, k]
-                    pts[i, k] = pts[j, k]
-                    pts[j, k] = t
-                t2 = perm[i]
-                perm[i] = perm[j]
-                perm[j] = t2
-                j -= 1
-        if i == lo or i == hi:
-            continue  # cannot split (rounding): keep as a leaf
+        i = (lo + hi) // 2
+        _select(pts, perm, lo, hi, i, d)  # median row at i: rows before <=, rows after >=
+        split = pts[i, d]
         left = nn
         right = nn + 1
         nn += 2
         node_child[node, 0] = left
         node_child[node, 1] = right
+        node_dim[node] = d
+        # the plane between the sides: left coordinates <= plane <= right coordinates
+        node_split[node] = split
         node_range[left, 0], node_range[left, 1] = lo, i
         node_range[right, 0], node_range[right, 1] = i, hi
         stack[sp] = left
         stack[sp + 1] = right
         sp += 2
-    return perm, pts, node_range[:nn].copy(), node_child[:nn].copy(), node_box[:nn].copy()
-
-
-@njit(cache=True)
-def _box_dist2(box: np.ndarray, node: int, x: float, y: float, z: float) -> float:
-    d = 0.0
-    if x < box[node, 0]:
-        d += (box[node, 0] - x) ** 2
-    elif x > box[node, 3]:
-        d += (x - box[node, 3]) ** 2
-    if y < box[node, 1]:
-        d += (box[node, 1] - y) ** 2
-    elif y > box[node, 4]:
-        d += (y - box[node, 4]) ** 2
-    if z < box[node, 2]:
-        d += (box[node, 2] - z) ** 2
-    elif z > box[node, 5]:
-        d += (z - box[node, 5]) ** 2
-    return d
+    return (perm, pts, node_range[:nn].copy(), node_child[:nn].copy(), node_dim[:nn].copy(),
+            node_split[:nn].copy())
 
 
 @njit(cache=True)
@@ -133,51 +154,54 @@ def knn_mean_distance(xyz: np.ndarray, k: int) -> np.ndarray:
     if n == 0:
         return out
     k = min(k, n)
-    perm, pts, rng, child, box = build_kdtree(xyz, LEAF_SIZE)
+    perm, pts, rng, child, dim, split = build_kdtree(xyz, LEAF_SIZE)
     best = np.empty(k)
     stack = np.empty(rng.shape[0] + 2, dtype=np.int64)  # never deeper than the node count
+    bound = np.empty(rng.shape[0] + 2)
     for q in range(n):  # queries in tree order: neighbours share the cache
         x, y, z = pts[q, 0], pts[q, 1], pts[q, 2]
         cnt = 0
         worst = np.inf
-        sp = 0
         stack[0] = 0
+        bound[0] = 0.0
         sp = 1
         while sp > 0:
             sp -= 1
             node = stack[sp]
-            if cnt == k and _box_dist2(box, node, x, y, z) >= worst:
+            if bound[sp] >= worst:
                 continue
-            c0 = child[node, 0]
-            if c0 < 0:
-                for i in range(rng[node, 0], rng[node, 1]):
-                    dx = pts[i, 0] - x
-                    dy = pts[i, 1] - y
-                    dz = pts[i, 2] - z
-                    d2 = dx * dx + dy * dy + dz * dz
-                    if cnt < k:
-                        j = cnt
-                        cnt += 1
-                    elif d2 < worst:
-                        j = k - 1
-                    else:
-                        continue
-                    while j > 0 and best[j - 1] > d2:  # insertion into the sorted list
-                        best[j] = best[j - 1]
-                        j -= 1
-                    best[j] = d2
-                    if cnt == k:
-                        worst = best[k - 1]
-            else:
-                c1 = child[node, 1]
-                # visit the nearer child first (pushed last)
-                if _box_dist2(box, c0, x, y, z) <= _box_dist2(box, c1, x, y, z):
-                    stack[sp] = c1
-                    stack[sp + 1] = c0
+            # descend to a leaf, pushing the far children with their plane distance
+            while child[node, 0] >= 0:
+                d = dim[node]
+                diff = (x if d == 0 else (y if d == 1 else z)) - split[node]
+                if diff < 0:
+                    near, far = child[node, 0], child[node, 1]
                 else:
-                    stack[sp] = c0
-                    stack[sp + 1] = c1
-                sp += 2
+                    near, far = child[node, 1], child[node, 0]
+                d2 = diff * diff
+                if d2 < worst:
+                    stack[sp] = far
+                    bound[sp] = d2
+                    sp += 1
+                node = near
+            for i in range(rng[node, 0], rng[node, 1]):
+                dx = pts[i, 0] - x
+                dy = pts[i, 1] - y
+                dz = pts[i, 2] - z
+                d2 = dx * dx + dy * dy + dz * dz
+                if cnt < k:
+                    j = cnt
+                    cnt += 1
+                elif d2 < worst:
+                    j = k - 1
+                else:
+                    continue
+                while j > 0 and best[j - 1] > d2:  # insertion into the sorted list
+                    best[j] = best[j - 1]
+                    j -= 1
+                best[j] = d2
+                if cnt == k:
+                    worst = best[k - 1]
         s = 0.0
         for j in range(cnt):
             s += math.sqrt(best[j])
