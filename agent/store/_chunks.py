@@ -502,7 +502,8 @@ class ChunkStore:
                               __version__, self.config_hash)
             path = self.flow_path(flow.id)
             try:
-                self._ensure_room(len(flow.cose))
+                # No budget check here: the budget limits new data; Flows must still be cut
+                # so that data can be sealed, uploaded, anchored and then evicted.
                 write_files_atomically([(path, flow.cose)])
             except OSError as exc:
                 remove_quietly(path)
@@ -561,6 +562,8 @@ class ChunkStore:
         """Close the session: put pending chunks in Flows, then sign a dataset over every
         Flow not yet in one (``reason``: explicit, ignition_off, window). None when empty."""
         with self._lock:
+            for (pending,) in list(self.conn.execute("SELECT session FROM datasets WHERE sealing = 1")):
+                self._finish_seal_or_raise(pending)  # an earlier seal that failed half-way
             self.cut_flows(force=True)
             flows = [r[0] for r in self.conn.execute("SELECT seq FROM flows WHERE dataset IS NULL ORDER BY seq")]
             if not flows:
@@ -573,7 +576,14 @@ class ChunkStore:
                           "VALUES (?, ?, 1, ?, ?, ?, ?)",
                           (session, reason, State.IN_FLOW, sealed_ns, self.config_hash, time.time()))
                 c.executemany("UPDATE flows SET dataset = ? WHERE seq = ?", [(session, s) for s in flows])
+            return self._finish_seal_or_raise(session)
+
+    def _finish_seal_or_raise(self, session: str) -> SignedDataset:
+        try:
             return self._finish_seal(session)
+        except (OSError, sqlite3.Error) as exc:
+            # The intent stays recorded: the next seal or the next open finishes it.
+            raise self._io_failure(exc, f"sealing dataset {session}", 0) from None
 
     def _finish_seal(self, session: str) -> SignedDataset:
         """Write the dataset directory and mark it sealed; safe to redo after a crash
