@@ -39,6 +39,9 @@ DATA_PORT = 2368
 POSITION_PORT = 8308
 BATCH_PACKETS = 4096  # per kernel call: about 1.6 M points, 50 MB of output arrays
 DURATION_THRESHOLD_S = 0.3  # as velodyne_decoder: no scan lasts longer (slowest is 5 Hz)
+SYNC_TOLERANCE_S = 2.0  # device time this close to host time: the sensor is PPS/GNSS-synced
+REANCHOR_S = 1.0  # free-running device clock drifted this far from host time: anchor again
+TIME_SOURCES = ("auto", "device", "host")
 _POINTS_PER_PACKET = 384
 _ANGLES = np.radians(np.arange(36000) * 0.01)
 _COS_TAB = np.cos(_ANGLES)
@@ -104,13 +107,29 @@ class VelodyneDecoder:
     strong as the other, it gets both flags and the other is ``RETURN_SECOND`` (the manual:
     "if the strongest return is also the last, the second-strongest is reported").
 
+    ``time_source`` says what a packet's time is. Each data packet carries the sensor's
+    microseconds past the hour of its first firing; the capture/receive time comes from the
+    host and includes network and OS latency (and a host clock that may be off).
+    ``auto`` (default): when the device time, placed in the host's hour, lies within
+    :data:`SYNC_TOLERANCE_S` of the host time the sensor is synced to GNSS/PPS and its time is
+    used as is (exact UTC of each firing); otherwise the device clock is free-running, so its
+    spacing is kept (jitter-free) and anchored to the host time of the first packet,
+    re-anchored when they drift more than :data:`REANCHOR_S` apart. ``device``: always the
+    device time in the host's hour. ``host``: the capture times as they are.
+
     Position packets (UDP 8308) are parsed into :attr:`positions` (the newest 1000).
     """
 
     sensor = "velodyne"
 
     def __init__(self, cut_angle_deg: float = 0.0, return_mode: str = "auto", min_range_m: float = 0.0,
-                 model: str | None = None) -> None:
+                 model: str | None = None, time_source: str = "auto") -> None:
+        if time_source not in TIME_SOURCES:
+            raise DecodeError(f"unknown time source {time_source!r}; choose one of {', '.join(TIME_SOURCES)}")
+        self.time_source = time_source
+        self._anchor: float | None = None  # host minus unwrapped device time (free-running clock)
+        self._last_dev: float | None = None
+        self._wrap = 0.0
         if return_mode not in _RETURN_FILTERS:
             choices = ", ".join(_RETURN_FILTERS)
             raise DecodeError(f"unknown return mode {return_mode!r}; choose one of {choices}")
@@ -248,6 +267,11 @@ class VelodyneDecoder:
                          _COS_TAB, _SIN_TAB, self._kstate, x, y, z, inten, ring, az, t, rt, pkt_end, status,
                          last_az)
         bad = status != K.OK
+        if self.time_source != "host" and n:
+            # Re-base every good packet's points on its device time (see the class docstring).
+            delta = self._packet_times(arr, ts, ~bad) - ts
+            counts = np.diff(pkt_end[:n], prepend=0)
+            t[: int(pkt_end[n - 1])] += np.repeat(delta, counts)
         if bad.any():
             for i in np.flatnonzero(bad).tolist():
                 code = int(status[i])
@@ -277,6 +301,39 @@ class VelodyneDecoder:
             if self._open_packets:
                 yield self._close()
         self._append(cols, pkt_end, start, n, int(good[start:n].sum()))
+
+    def _packet_times(self, arr: np.ndarray, host: np.ndarray, good: np.ndarray) -> np.ndarray:
+        """Time of each packet's first firing from its device clock (host time where the
+        packet is bad or its clock field is out of range)."""
+        dev = np.ascontiguousarray(arr[:, 1200:1204]).view("<u4")[:, 0].astype(np.float64) * 1e-6
+        valid = good & (dev < 3600.0)
+        out = host.copy()
+        top = np.floor(host / 3600.0) * 3600.0
+        placed = top + dev
+        placed -= 3600.0 * (placed - host > 1800.0)
+        placed += 3600.0 * (host - placed > 1800.0)
+        synced = valid & (np.abs(placed - host) < SYNC_TOLERANCE_S)
+        if self.time_source == "device":
+            out[valid] = placed[valid]
+            return out
+        out[synced] = placed[synced]
+        free = np.flatnonzero(valid & ~synced)
+        if len(free):
+            d = dev[free]
+            prev = np.concatenate(([d[0] if self._last_dev is None else self._last_dev], d[:-1]))
+            unwrapped = d + self._wrap + 3600.0 * np.cumsum(d < prev - 1800.0)  # the hour rolled over
+            self._wrap = float(unwrapped[-1] - d[-1])
+            self._last_dev = float(d[-1])
+            if self._anchor is None:
+                self._anchor = float(host[free[0]] - unwrapped[0])
+            est = unwrapped + self._anchor
+            if np.any(np.abs(est - host[free]) > REANCHOR_S):
+                for j, i in enumerate(free.tolist()):  # rare: anchor again where it drifted
+                    if abs(unwrapped[j] + self._anchor - host[i]) > REANCHOR_S:
+                        self._anchor = float(host[i] - unwrapped[j])
+                    est[j] = unwrapped[j] + self._anchor
+            out[free] = est
+        return out
 
     def _append(self, cols: tuple[np.ndarray, ...], pkt_end: np.ndarray, start: int, end: int,
                 packets: int) -> None:
