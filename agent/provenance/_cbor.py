@@ -26,6 +26,19 @@ def _head(major: int, n: int) -> bytes:
 
 def dumps(obj: Any) -> bytes:
     """Core deterministic encoding of ``obj`` (dict, list/tuple, int, bytes, str, float, bool, None)."""
+    t = type(obj)  # exact-type fast paths first (headers are small: per-call overhead dominates)
+    if t is bytes:
+        return _head(2, len(obj)) + obj
+    if t is str:
+        b = obj.encode("utf-8")
+        return _head(3, len(b)) + b
+    if t is int and -(1 << 64) <= obj < (1 << 64):
+        return _head(0, obj) if obj >= 0 else _head(1, -1 - obj)
+    if t is dict:
+        items = sorted((dumps(k), dumps(v)) for k, v in obj.items())
+        return _head(5, len(items)) + b"".join(k + v for k, v in items)
+    if t is list or t is tuple:
+        return _head(4, len(obj)) + b"".join([dumps(x) for x in obj])
     if isinstance(obj, Mapping):
         items = sorted((dumps(k), dumps(v)) for k, v in obj.items())
         return _head(5, len(items)) + b"".join(k + v for k, v in items)
