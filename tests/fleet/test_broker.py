@@ -337,3 +337,18 @@ def test_group_dedupes_redeliveries_across_members(tmp_path: Path, broker: Broke
             m.close()
     assert all(m.received > 0 for m in members)
     assert sorted(calls) == sorted(f"e-{i}" for i in range(50))
+
+
+def test_job_sent_while_device_off_runs_when_it_returns(broker: Broker, fleet_key: SigningKey,
+                                                        device_factory: Any) -> None:
+    dev = device_factory(broker, fleet_key)
+    dev.start()
+    dev.kill(signal.SIGTERM)  # clean stop: status offline, the persistent session stays at the broker
+    assert dev.proc.returncode == 0
+    with FleetClient(broker.fleet_config(), fleet_key) as fc:
+        _, f = fc.send("dev-1", "seal_dataset", {"why": "queued"})
+        time.sleep(0.5)
+        assert f.history == [] and dev.actions() == []
+        dev.start()
+        assert f.wait(15)["state"] == "SUCCEEDED"
+    assert [a["params"] for a in dev.actions()] == [{"why": "queued"}]
