@@ -62,17 +62,37 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(plain(obj), sort_keys=True, separators=(",", ":")).encode()
 
 
+def tile_bbox(tile: str) -> tuple[float, float, float, float] | None:
+    """Bounds of a slippy-map tile id ``z/x/y`` (None for other tile schemes)."""
+    import math
+
+    parts = tile.split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    z, x, y = (int(p) for p in parts)
+    n = 2**z
+    if x >= n or y >= n:
+        return None
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+
+    return (x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y))
+
+
 def coverage_geojson(headers: Iterable[ChunkHeader]) -> dict[str, Any]:
-    """One Polygon feature per tile (chunks without a tile grouped by stream), from chunk bboxes."""
+    """One Polygon feature per tile (chunks without a tile grouped by stream), from chunk
+    bboxes, or from the tile's own bounds (``z/x/y``) for chunks without a bbox."""
     boxes: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
     for h in headers:
-        if h.bbox is None:
+        box = h.bbox if h.bbox is not None else (tile_bbox(h.tile) if h.tile is not None else None)
+        if box is None:
             continue
         name = h.tile if h.tile is not None else f"stream:{h.stream}"
         b = boxes.get(name)
-        boxes[name] = list(h.bbox) if b is None else [min(b[0], h.bbox[0]), min(b[1], h.bbox[1]),
-                                                       max(b[2], h.bbox[2]), max(b[3], h.bbox[3])]
+        boxes[name] = list(box) if b is None else [min(b[0], box[0]), min(b[1], box[1]),
+                                                    max(b[2], box[2]), max(b[3], box[3])]
         counts[name] = counts.get(name, 0) + 1
     features = []
     for name in sorted(boxes):

@@ -171,3 +171,19 @@ def test_every_proof_of_every_small_tree():
             assert verify_inclusion(leaves[i], i, n, proofs[i], root)
             if n > 1:
                 assert not verify_inclusion(leaves[i], (i + 1) % n, n, proofs[i], root)
+
+
+def test_coverage_from_bboxes_and_tiles():
+    from agent.provenance import coverage_geojson
+
+    with_bbox = build_chunk(SIGNER, ChunkSpec("g", "x", 0, 1, b"", tile="14/8716/5685",
+                                              bbox=(11.55, 48.14, 11.56, 48.15)), 0, GENESIS).header
+    tile_only = build_chunk(SIGNER, ChunkSpec("l", "x", 0, 1, b"", tile="14/8717/5685"), 0, GENESIS).header
+    neither = build_chunk(SIGNER, ChunkSpec("l", "x", 1, 2, b""), 1, GENESIS).header
+    cov = coverage_geojson([with_bbox, tile_only, neither])
+    assert [f["properties"]["tile"] for f in cov["features"]] == ["14/8716/5685", "14/8717/5685"]
+    ring = cov["features"][1]["geometry"]["coordinates"][0]
+    # Tile 14/8717/5685 spans 360/2^14 degrees of longitude, starting at 8717/2^14*360-180.
+    assert ring[0][0] == pytest.approx(8717 / 2**14 * 360 - 180) and ring[1][0] - ring[0][0] == pytest.approx(360 / 2**14)
+    assert 48.1 < ring[0][1] < ring[2][1] < 48.2
+    assert cov["bbox"][0] == pytest.approx(8717 / 2**14 * 360 - 180) and cov["bbox"][2] == 11.56
