@@ -45,12 +45,28 @@ def unzigzag(u):
     return (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
 
 
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    tok = np.zeros(1024, np.int64)
+    top = np.zeros(1024, np.int64)
+    for u in range(1024):
+        e = u.bit_length() - 1
+        top[u] = max(e, 0)
+        tok[u] = u if u < 16 else 16 + 2 * (e - 4) + ((u >> (e - 1)) & 1)
+    return tok, top
+
+
+_TOK, _TOP = _tables()
+
+
 @njit(cache=True, inline="always")
 def token_of(u):
     """(token, number of extra bits, extra bits) of ``u >= 0``."""
     if u < 16:
         return u, 0, 0
-    e = 4
+    if u < 1024:
+        nb = _TOP[u] - 1
+        return _TOK[u], nb, u & ((np.int64(1) << nb) - 1)
+    e = 10
     while (u >> (e + 1)) != 0:
         e += 1
     nb = e - 1
@@ -273,6 +289,9 @@ def rans_encode(sym, ctx, n, freq, cum, out):
     index of the stream (it runs to ``len(out)``)."""
     x = np.int64(RANS_L)
     p = out.shape[0]
+    inv = np.empty(SCALE + 1, np.float64)  # x // f by a float reciprocal (x < 2**31: one fix-up at most)
+    for f in range(1, SCALE + 1):
+        inv[f] = 1.0 / f
     for i in range(n - 1, -1, -1):
         c = ctx[i]
         s = sym[i]
@@ -282,7 +301,15 @@ def rans_encode(sym, ctx, n, freq, cum, out):
             p -= 1
             out[p] = x & 0xFF
             x >>= 8
-        x = ((x // f) << SCALE_BITS) + (x % f) + cum[c, s]
+        q = np.int64(x * inv[f])
+        r = x - q * f
+        if r >= f:
+            q += 1
+            r -= f
+        elif r < 0:
+            q -= 1
+            r += f
+        x = (q << SCALE_BITS) + r + cum[c, s]
     for k in range(4):
         p -= 1
         out[p] = (x >> (8 * k)) & 0xFF

@@ -240,9 +240,7 @@ class QuantizedCodec:
         na = mat.shape[1]
         perm: np.ndarray | None = None
         lo = q.min(axis=0) if n else np.zeros(3, np.int64)
-        if mode == "ring":
-            if nrings <= 1:
-                return None
+        if mode == "ring":  # without rings: one line, sorted by azimuth
             az = np.arctan2((q[:, 1] - c[1]).astype(np.float64), (q[:, 0] - c[0]).astype(np.float64))
             perm = np.lexsort((az, ring))
         elif mode == "morton":
