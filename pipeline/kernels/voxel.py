@@ -25,16 +25,20 @@ _EMPTY = np.int64(-1)
 
 @njit(cache=True)
 def _bounds(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.full(3, np.inf)
-    hi = np.full(3, -np.inf)
+    """Per-axis min and max (float64), branch-free so the loop vectorises."""
+    lo0 = lo1 = lo2 = np.inf
+    hi0 = hi1 = hi2 = -np.inf
     for i in range(xyz.shape[0]):
-        for k in range(3):
-            v = np.float64(xyz[i, k])
-            if v < lo[k]:
-                lo[k] = v
-            if v > hi[k]:
-                hi[k] = v
-    return lo, hi
+        x = np.float64(xyz[i, 0])
+        y = np.float64(xyz[i, 1])
+        z = np.float64(xyz[i, 2])
+        lo0 = min(lo0, x)
+        lo1 = min(lo1, y)
+        lo2 = min(lo2, z)
+        hi0 = max(hi0, x)
+        hi1 = max(hi1, y)
+        hi2 = max(hi2, z)
+    return np.array([lo0, lo1, lo2]), np.array([hi0, hi1, hi2])
 
 
 @njit(cache=True)
@@ -60,7 +64,7 @@ def _keys(xyz: np.ndarray, voxel: float, min_bound: np.ndarray, bx: int, by: int
     ``floor((p - min_bound) / voxel)``, computed in float64 exactly as Open3D does."""
     n = xyz.shape[0]
     keys = np.empty(n, dtype=np.int64)
-    for i in range(n):
+    for i in range(n):  # a division, not a multiplication by 1/voxel: Open3D's exact indices
         qx = np.int64(np.floor((np.float64(xyz[i, 0]) - min_bound[0]) / voxel))
         qy = np.int64(np.floor((np.float64(xyz[i, 1]) - min_bound[1]) / voxel))
         qz = np.int64(np.floor((np.float64(xyz[i, 2]) - min_bound[2]) / voxel))
