@@ -1,54 +1,55 @@
 """Camera processing: keyframes by distance travelled, blur rejection, privacy redaction
 (faces, licence plates, pedestrians) and JPEG with GPS EXIF.
 
-The stage is :class:`CameraStage` (built from config by :func:`camera_stage_from_config`); its
-only output, :class:`Keyframe`, is made from a :class:`RedactedImage`, which only
-:meth:`Redactor.redact` makes. OpenCV is imported when first used.
+- :mod:`pipeline.camera.keyframes`: :class:`GnssTrack` (positions and an odometer from GNSS
+  fixes), :class:`KeyframeSelector`.
+- :mod:`pipeline.camera.blur`: variance of the Laplacian.
+- :mod:`pipeline.camera.redact`: :class:`HaarDetector`, :class:`Redactor` → :class:`RedactedImage`.
+- :mod:`pipeline.camera.exif`: GPS and time EXIF (piexif).
+- :mod:`pipeline.camera.process`: the stage, :class:`CameraStage` (from config:
+  :func:`camera_stage_from_config`), whose only output, :class:`Keyframe`, is made from a
+  :class:`RedactedImage`, which only :meth:`Redactor.redact` makes; :class:`DirectorySink`.
+
+Names are imported on first use (``CameraProcessingConfig`` loads without OpenCV or numpy).
 """
 
 from __future__ import annotations
 
-from pipeline.camera._config import CameraProcessingConfig, RedactionConfig
-from pipeline.camera.blur import is_blurry, laplacian_variance
-from pipeline.camera.exif import build_exif, insert_exif
-from pipeline.camera.keyframes import GnssTrack, KeyframeSelector, Position, haversine_m, select_keyframes
-from pipeline.camera.process import (
-    BLURRY,
-    KEYFRAME,
-    NO_POSITION,
-    NOT_DUE,
-    CameraStage,
-    DirectorySink,
-    Keyframe,
-    StageResult,
-    camera_stage_from_config,
-)
-from pipeline.camera.redact import Box, HaarDetector, RedactedImage, Redactor, redactor_from_config
+import importlib
+from typing import Any
 
-__all__ = [
-    "BLURRY",
-    "KEYFRAME",
-    "NOT_DUE",
-    "NO_POSITION",
-    "Box",
-    "CameraProcessingConfig",
-    "CameraStage",
-    "DirectorySink",
-    "GnssTrack",
-    "HaarDetector",
-    "Keyframe",
-    "KeyframeSelector",
-    "Position",
-    "RedactedImage",
-    "RedactionConfig",
-    "Redactor",
-    "StageResult",
-    "build_exif",
-    "camera_stage_from_config",
-    "haversine_m",
-    "insert_exif",
-    "is_blurry",
-    "laplacian_variance",
-    "redactor_from_config",
-    "select_keyframes",
-]
+_WHERE = {
+    "CameraProcessingConfig": "pipeline.camera._config",
+    "RedactionConfig": "pipeline.camera._config",
+    "is_blurry": "pipeline.camera.blur",
+    "laplacian_variance": "pipeline.camera.blur",
+    "build_exif": "pipeline.camera.exif",
+    "insert_exif": "pipeline.camera.exif",
+    "GnssTrack": "pipeline.camera.keyframes",
+    "KeyframeSelector": "pipeline.camera.keyframes",
+    "Position": "pipeline.camera.keyframes",
+    "haversine_m": "pipeline.camera.keyframes",
+    "select_keyframes": "pipeline.camera.keyframes",
+    "BLURRY": "pipeline.camera.process",
+    "KEYFRAME": "pipeline.camera.process",
+    "NOT_DUE": "pipeline.camera.process",
+    "NO_POSITION": "pipeline.camera.process",
+    "CameraStage": "pipeline.camera.process",
+    "DirectorySink": "pipeline.camera.process",
+    "Keyframe": "pipeline.camera.process",
+    "StageResult": "pipeline.camera.process",
+    "camera_stage_from_config": "pipeline.camera.process",
+    "Box": "pipeline.camera.redact",
+    "HaarDetector": "pipeline.camera.redact",
+    "RedactedImage": "pipeline.camera.redact",
+    "Redactor": "pipeline.camera.redact",
+    "redactor_from_config": "pipeline.camera.redact",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'pipeline.camera' has no attribute {name!r}")

@@ -176,8 +176,9 @@ class RedactedImage:
 
     @property
     def image(self) -> np.ndarray:
-        """The redacted BGR pixels (read-only)."""
-        return self._image
+        """The redacted BGR pixels: a read-only view (its flag cannot be turned back on, the
+        array it views is read-only too)."""
+        return self._image.view()
 
     @property
     def shape(self) -> tuple[int, ...]:

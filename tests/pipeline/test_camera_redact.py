@@ -144,6 +144,8 @@ def test_redacted_image_is_sealed_and_read_only(redactor: Redactor) -> None:
     red = redactor.redact(img)
     with pytest.raises(ValueError, match="read-only"):
         red.image[0, 0, 0] = 1
+    with pytest.raises(ValueError, match="cannot set WRITEABLE"):
+        red.image.flags.writeable = True
     assert img.flags.writeable  # the caller's array is not frozen nor changed
     with pytest.raises(TypeError, match="only from a RedactedImage"):
         Keyframe(img, camera_id="c", frame_index=0, utc_ns=0, position=None, sharpness=0.0)  # type: ignore[arg-type]
