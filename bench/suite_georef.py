@@ -55,47 +55,7 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:
             ecef_to_enu(enu[:10], *ORIGIN)
             rows.append(Row(SUITE, "first call", "JIT or cache load", "s", time.perf_counter() - t0, better="lower"))
             first = False
-        n = len(enu)
-        ecef = enu_to_ecef(enu, *ORIGIN)
-        geo = ecef_to_geodetic(ecef)
-        lat, lon, h = (np.ascontiguousarray(geo[:, k]) for k in range(3))
-        x, y, z = (np.ascontiguousarray(ecef[:, k]) for k in range(3))
-
-        ours = {
-            "geodetic→ECEF": measure(lambda: geodetic_to_ecef(lat, lon, h), min_seconds=0.3),
-            "ECEF→geodetic": measure(lambda: ecef_to_geodetic(ecef), min_seconds=0.3),
-            "ECEF→ENU": measure(lambda: ecef_to_enu(ecef, *ORIGIN), min_seconds=0.3),
-        }
-        refs: dict[str, list[tuple[str, float, float]]] = {k: [] for k in ours}
-        if pyproj is not None:
-            fwd = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
-            inv = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
-            topo = pyproj.Transformer.from_pipeline(
-                f"+proj=topocentric +ellps=WGS84 +lat_0={ORIGIN[0]} +lon_0={ORIGIN[1]} +h_0={ORIGIN[2]}")
-            t, r = measure(lambda: fwd.transform(lon, lat, h), min_seconds=0.3)
-            refs["geodetic→ECEF"].append(("pyproj", t, float(np.abs(np.stack(r, 1) - ours["geodetic→ECEF"][1]).max())))
-            t, r = measure(lambda: inv.transform(x, y, z), min_seconds=0.3)
-            o = ours["ECEF→geodetic"][1]
-            err = max(float(_deg_to_m(o[:, 0] - r[1], o[:, 1] - r[0], o[:, 0]).max()), float(np.abs(o[:, 2] - r[2]).max()))
-            refs["ECEF→geodetic"].append(("pyproj", t, err))
-            t, r = measure(lambda: topo.transform(x, y, z), min_seconds=0.3)
-            refs["ECEF→ENU"].append(("pyproj topocentric", t, float(np.abs(np.stack(r, 1) - ours["ECEF→ENU"][1]).max())))
-        if pymap3d is not None:
-            t, r = measure(lambda: pymap3d.geodetic2ecef(lat, lon, h), min_seconds=0.3)
-            refs["geodetic→ECEF"].append(("pymap3d", t, float(np.abs(np.stack(r, 1) - ours["geodetic→ECEF"][1]).max())))
-            t, r = measure(lambda: pymap3d.ecef2geodetic(x, y, z), min_seconds=0.3)
-            o = ours["ECEF→geodetic"][1]
-            err = max(float(_deg_to_m(o[:, 0] - r[0], o[:, 1] - r[1], o[:, 0]).max()), float(np.abs(o[:, 2] - r[2]).max()))
-            refs["ECEF→geodetic"].append(("pymap3d", t, err))
-            t, r = measure(lambda: pymap3d.ecef2enu(x, y, z, *ORIGIN), min_seconds=0.3)
-            refs["ECEF→ENU"].append(("pymap3d", t, float(np.abs(np.stack(r, 1) - ours["ECEF→ENU"][1]).max())))
-        for what, (t_ours, _) in ours.items():
-            case = f"{name} {what}"
-            if not refs[what]:
-                rows.append(Row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6))
-            for ref_name, t_ref, err in refs[what]:
-                rows.append(ratio_row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6, n / t_ref / 1e6, ref_name))
-                rows.append(Row(SUITE, case, f"max diff vs {ref_name}", "m", err, better="lower"))
+        rows += _transforms(name, enu, pyproj, pymap3d)
         rows.append(_full_georef(name, xyz))
     return rows
 
@@ -120,3 +80,52 @@ def _full_georef(name: str, xyz: np.ndarray) -> Row:
     t, res = measure(lambda: georeference(xyz, times, track, rot, tr), min_seconds=0.3)
     assert res.valid.all()
     return Row(SUITE, f"{name} sensor→ECEF (pose per point)", "throughput", "Mpts/s", len(xyz) / t / 1e6)
+
+
+def _transforms(name: str, enu: np.ndarray, pyproj, pymap3d) -> list[Row]:  # type: ignore[no-untyped-def]
+    """Rows of the three transforms on the points ``enu`` (around ORIGIN), ours and references."""
+    from pipeline.georef.frames import ecef_to_enu, ecef_to_geodetic, enu_to_ecef, geodetic_to_ecef
+
+    rows: list[Row] = []
+    n = len(enu)
+    ecef = enu_to_ecef(enu, *ORIGIN)
+    geo = ecef_to_geodetic(ecef)
+    lat, lon, h = (np.ascontiguousarray(geo[:, k]) for k in range(3))
+    x, y, z = (np.ascontiguousarray(ecef[:, k]) for k in range(3))
+
+    ours = {
+        "geodetic→ECEF": measure(lambda: geodetic_to_ecef(lat, lon, h), min_seconds=0.3),
+        "ECEF→geodetic": measure(lambda: ecef_to_geodetic(ecef), min_seconds=0.3),
+        "ECEF→ENU": measure(lambda: ecef_to_enu(ecef, *ORIGIN), min_seconds=0.3),
+    }
+    refs: dict[str, list[tuple[str, float, float]]] = {k: [] for k in ours}
+    if pyproj is not None:
+        fwd = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+        inv = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+        topo = pyproj.Transformer.from_pipeline(
+            f"+proj=topocentric +ellps=WGS84 +lat_0={ORIGIN[0]} +lon_0={ORIGIN[1]} +h_0={ORIGIN[2]}")
+        t, r = measure(lambda: fwd.transform(lon, lat, h), min_seconds=0.3)
+        refs["geodetic→ECEF"].append(("pyproj", t, float(np.abs(np.stack(r, 1) - ours["geodetic→ECEF"][1]).max())))
+        t, r = measure(lambda: inv.transform(x, y, z), min_seconds=0.3)
+        o = ours["ECEF→geodetic"][1]
+        err = max(float(_deg_to_m(o[:, 0] - r[1], o[:, 1] - r[0], o[:, 0]).max()), float(np.abs(o[:, 2] - r[2]).max()))
+        refs["ECEF→geodetic"].append(("pyproj", t, err))
+        t, r = measure(lambda: topo.transform(x, y, z), min_seconds=0.3)
+        refs["ECEF→ENU"].append(("pyproj topocentric", t, float(np.abs(np.stack(r, 1) - ours["ECEF→ENU"][1]).max())))
+    if pymap3d is not None:
+        t, r = measure(lambda: pymap3d.geodetic2ecef(lat, lon, h), min_seconds=0.3)
+        refs["geodetic→ECEF"].append(("pymap3d", t, float(np.abs(np.stack(r, 1) - ours["geodetic→ECEF"][1]).max())))
+        t, r = measure(lambda: pymap3d.ecef2geodetic(x, y, z), min_seconds=0.3)
+        o = ours["ECEF→geodetic"][1]
+        err = max(float(_deg_to_m(o[:, 0] - r[0], o[:, 1] - r[1], o[:, 0]).max()), float(np.abs(o[:, 2] - r[2]).max()))
+        refs["ECEF→geodetic"].append(("pymap3d", t, err))
+        t, r = measure(lambda: pymap3d.ecef2enu(x, y, z, *ORIGIN), min_seconds=0.3)
+        refs["ECEF→ENU"].append(("pymap3d", t, float(np.abs(np.stack(r, 1) - ours["ECEF→ENU"][1]).max())))
+    for what, (t_ours, _) in ours.items():
+        case = f"{name} {what}"
+        if not refs[what]:
+            rows.append(Row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6))
+        for ref_name, t_ref, err in refs[what]:
+            rows.append(ratio_row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6, n / t_ref / 1e6, ref_name))
+            rows.append(Row(SUITE, case, f"max diff vs {ref_name}", "m", err, better="lower"))
+    return rows

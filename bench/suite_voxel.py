@@ -53,20 +53,25 @@ def run(input: str | None = None, meta: str | None = None) -> list[Row]:
                 rows.append(Row(SUITE, "first call", "JIT or cache load", "s", time.perf_counter() - t0,
                                 better="lower"))
                 first = False
-            n = len(xyz)
-            t_ours, (cent, *_rest) = measure(lambda: voxel_downsample(xyz, voxel), min_seconds=0.5)
-            case = f"{name} @ {voxel * 100:g} cm"
-            if o3d is None:
-                rows.append(Row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6))
-                continue
-            pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
-            t_ref, down = measure(lambda: pc.voxel_down_sample(voxel), min_seconds=0.5)
-            t_conv, _ = measure(lambda: o3d.geometry.PointCloud(o3d.utility.Vector3dVector(
-                xyz.astype(np.float64))).voxel_down_sample(voxel), min_seconds=0.5)
-            rows.append(ratio_row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6, n / t_ref / 1e6,
-                                  "open3d voxel_down_sample"))
-            rows.append(ratio_row(SUITE, case, "throughput (o3d+conv)", "Mpts/s", n / t_ours / 1e6,
-                                  n / t_conv / 1e6, "open3d incl. numpy conversion"))
-            rows.append(Row(SUITE, case, "max centroid diff", "m", _same(cent, np.asarray(down.points)),
-                            better="lower"))
+            rows += _case(f"{name} @ {voxel * 100:g} cm", xyz, voxel, o3d)
     return rows
+
+
+def _case(case: str, xyz: np.ndarray, voxel: float, o3d) -> list[Row]:  # type: ignore[no-untyped-def]
+    from pipeline.kernels.voxel import voxel_downsample
+
+    n = len(xyz)
+    t_ours, (cent, *_rest) = measure(lambda: voxel_downsample(xyz, voxel), min_seconds=0.5)
+    if o3d is None:
+        return [Row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6)]
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
+    t_ref, down = measure(lambda: pc.voxel_down_sample(voxel), min_seconds=0.5)
+    t_conv, _ = measure(lambda: o3d.geometry.PointCloud(o3d.utility.Vector3dVector(
+        xyz.astype(np.float64))).voxel_down_sample(voxel), min_seconds=0.5)
+    return [
+        ratio_row(SUITE, case, "throughput", "Mpts/s", n / t_ours / 1e6, n / t_ref / 1e6,
+                  "open3d voxel_down_sample"),
+        ratio_row(SUITE, case, "throughput (o3d+conv)", "Mpts/s", n / t_ours / 1e6, n / t_conv / 1e6,
+                  "open3d incl. numpy conversion"),
+        Row(SUITE, case, "max centroid diff", "m", _same(cent, np.asarray(down.points)), better="lower"),
+    ]

@@ -34,7 +34,25 @@ _WHERE = {
     "PoseTrack": "pipeline.georef.pose",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "REASONS",
+    "Extrinsics",
+    "GeorefConfig",
+    "GeorefResult",
+    "Georeferencer",
+    "PoseEstimator",
+    "PoseStatus",
+    "PoseTrack",
+    "deskew",
+    "ecef_to_enu",
+    "ecef_to_geodetic",
+    "enu_to_ecef",
+    "enu_to_geodetic",
+    "geodetic_to_ecef",
+    "geodetic_to_enu",
+    "georeference",
+    "rpy_matrix",
+]
 
 
 def __getattr__(name: str) -> Any:

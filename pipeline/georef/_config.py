@@ -8,7 +8,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 
-
 class Extrinsics(BaseModel):
     """A sensor's mounting in the vehicle frame (x forward, y left, z up, origin on the
     ground below the vehicle's reference point): lever arm in metres and rotation as

@@ -33,7 +33,23 @@ _WHERE = {
     "voxel_downsample": "pipeline.kernels.voxel",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "FilterConfig",
+    "FilterResult",
+    "body_mask",
+    "box_mask",
+    "decode_morton",
+    "encode_morton",
+    "filter_points",
+    "knn_mean_distance",
+    "morton_keys",
+    "morton_sort",
+    "radix_argsort",
+    "range_mask",
+    "statistical_outlier_mask",
+    "valid_mask",
+    "voxel_downsample",
+]
 
 
 def __getattr__(name: str) -> Any:

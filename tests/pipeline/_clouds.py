@@ -18,7 +18,7 @@ def nuscenes() -> np.ndarray:
     return np.fromfile(path, dtype=np.float32).reshape(-1, 5)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def velodyne_scans() -> tuple:
     from agent.cli.cmd_decode import decode_source
 
@@ -26,7 +26,7 @@ def velodyne_scans() -> tuple:
     return tuple(decode_source(str(path))[2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ouster_scans() -> tuple:
     from agent.cli.cmd_decode import decode_source
 

@@ -20,13 +20,13 @@ T0 = 1_717_236_000.0
 def _fix(t: float, e: float, n: float, u: float = 0.0, speed: float = 10.0, course: float = 90.0,
          fix_type: FixType = FixType.RTK_FIXED, hdop: float = 0.8) -> GnssFix:
     lat, lon, h = enu_to_geodetic(np.array([[e, n, u]]), *ORIGIN)[0]
-    ns = int(round(t * 1e9))
+    ns = round(t * 1e9)
     return GnssFix(source="g", utc_ns=ns + 30_000_000, lat_deg=lat, lon_deg=lon, alt_m=h - 47.0, geoid_sep_m=47.0,
                    fix_type=fix_type, hdop=hdop, speed_mps=speed, course_deg=course, fix_utc_ns=ns)
 
 
 def _imu(t: float, wz: float) -> ImuSample:
-    return ImuSample(source="i", utc_ns=int(round(t * 1e9)), gyro=(0.0, 0.0, wz), accel=(0.0, 0.0, 9.81))
+    return ImuSample(source="i", utc_ns=round(t * 1e9), gyro=(0.0, 0.0, wz), accel=(0.0, 0.0, 9.81))
 
 
 def _straight(est: PoseEstimator, n: int = 21, hz: float = 10.0, speed: float = 10.0) -> None:
@@ -61,7 +61,7 @@ def test_lever_arm_moves_the_reference_point() -> None:
 
 
 def test_heading_from_gyro_when_slow_and_held_without_imu() -> None:
-    cfg = dict(min_course_speed_mps=1.0)
+    cfg = {"min_course_speed_mps": 1.0}
     # turning on the spot at 0.5 rad/s with a garbage course (speed 0)
     with_imu = PoseEstimator(**cfg)
     without = PoseEstimator(**cfg)
@@ -70,7 +70,7 @@ def test_heading_from_gyro_when_slow_and_held_without_imu() -> None:
     for k in range(1, 11):
         for est in (with_imu, without):
             est.add_fix(_fix(T0 + k * 0.1, 0, 0, speed=0.05, course=321.0))
-    for k in range(0, 101):
+    for k in range(101):
         with_imu.add_imu(_imu(T0 + k * 0.01, 0.5))
     t = T0 + np.array([0.0, 0.35, 0.5, 1.0])
     _, yaw, status = _enu(with_imu.track(), t)
@@ -101,9 +101,9 @@ def test_imu_carries_heading_between_fixes_in_a_turn() -> None:
 
 
 @pytest.mark.parametrize(("bad", "status"), [
-    (dict(fix_type=FixType.NO_FIX), PoseStatus.BAD_FIX),
-    (dict(fix_type=FixType.ESTIMATED), PoseStatus.BAD_FIX),
-    (dict(hdop=9.0), PoseStatus.BAD_FIX),
+    ({"fix_type": FixType.NO_FIX}, PoseStatus.BAD_FIX),
+    ({"fix_type": FixType.ESTIMATED}, PoseStatus.BAD_FIX),
+    ({"hdop": 9.0}, PoseStatus.BAD_FIX),
 ])
 def test_lost_or_poor_fix_gives_no_pose(bad: dict, status: PoseStatus) -> None:
     est = PoseEstimator(max_hdop=5.0)

@@ -15,7 +15,7 @@ from tests.pipeline._clouds import nuscenes, velodyne_scans
 def test_nuscenes_bin() -> None:
     from tests._fixtures import FIXTURES
 
-    path = sorted((FIXTURES / "camera" / "nuscenes").glob("LIDAR_TOP__*.pcd.bin"))[0]
+    path = min((FIXTURES / "camera" / "nuscenes").glob("LIDAR_TOP__*.pcd.bin"))
     cloud = load_cloud(path)
     ref = nuscenes()
     assert (cloud.xyz == ref[:, :3]).all() and (cloud.fields["ring"] == ref[:, 4]).all()

@@ -100,4 +100,4 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         voxel_downsample(np.zeros((3, 2)), 1.0)
     cent, attrs, counts, ids = voxel_downsample(np.zeros((0, 3)), 1.0)
-    assert cent.shape == (0, 3) and len(ids) == 0
+    assert cent.shape == (0, 3) and attrs.shape == (0, 0) and len(counts) == 0 and len(ids) == 0
