@@ -41,7 +41,7 @@ class CameraProcessingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="whether the daemon/replay runs the camera stage at all")
     keyframe_every_m: float = Field(
         5.0, gt=0.0, description="one keyframe per this many metres along the track"
     )
