@@ -96,6 +96,11 @@ class Georeferencer:
         self.estimator.add(msg)
         self._track = None
 
+    def prune(self, before: float) -> int:
+        """Forget navigation data older than ``before`` (see :meth:`PoseEstimator.prune`)."""
+        self._track = None
+        return self.estimator.prune(before)
+
     @property
     def track(self) -> PoseTrack:
         if self._track is None:

@@ -283,6 +283,7 @@ class PoseEstimator:
         self.use_imu = use_imu
         self.max_imu_gap_s = max_imu_gap_s
         self._fixes: list[tuple[float, float, float, float, bool, float, float]] = []
+        self._seed: tuple[float, float] | None = None  # (fix time, yaw) kept across prune()
         self._imu: list[tuple[float, float]] = []
 
     @classmethod
@@ -314,6 +315,26 @@ class PoseEstimator:
             self.add_fix(msg)
         elif isinstance(msg, ImuSample):
             self.add_imu(msg)
+
+    def prune(self, before: float) -> int:
+        """Forget fixes and IMU samples older than ``before`` (UTC s), keeping the last fix
+        before it so the segment reaching ``before`` still interpolates. A live pipeline
+        calls this as scans are done, so :meth:`track` stays cheap. Returns how many went."""
+        fixes = sorted(self._fixes, key=lambda f: f[0])
+        keep_from = 0
+        for i, f in enumerate(fixes):
+            if f[0] < before:
+                keep_from = i
+        n_old = len(self._fixes) + len(self._imu)
+        if keep_from > 0:  # the heading there may rest on history about to go: keep it as a seed
+            tr = self.track()
+            i = int(np.searchsorted(tr.t, fixes[keep_from][0]))
+            if i < len(tr.t) and math.isfinite(tr.yaw[np.searchsorted(tr.yaw_t, tr.t[i])]):
+                self._seed = (float(tr.t[i]), float(tr.yaw[np.searchsorted(tr.yaw_t, tr.t[i])]))
+        self._fixes = fixes[keep_from:]
+        t_keep = self._fixes[0][0] if self._fixes else before
+        self._imu = [s for s in self._imu if s[0] >= t_keep - self.max_imu_gap_s]
+        return n_old - len(self._fixes) - len(self._imu)
 
     # ---- building the track ---------------------------------------------------------------
 
@@ -357,7 +378,9 @@ class PoseEstimator:
         for i in range(k):
             if not good[i]:
                 continue
-            if moving[i]:
+            if prev < 0 and self._seed is not None and t[i] == self._seed[0] and not moving[i]:
+                yaw[i] = self._seed[1]
+            elif moving[i]:
                 y = math.radians(90.0 - course[i])
                 yaw[i] = y if prev < 0 or not math.isfinite(yaw[prev]) else _unwrap_to(yaw[prev], y)
             elif prev >= 0 and math.isfinite(yaw[prev]):

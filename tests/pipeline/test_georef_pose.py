@@ -151,3 +151,27 @@ def test_strict_georeference_raises_and_lenient_marks_points() -> None:
     assert np.allclose(enu[0], [3.0, 0.0, 1.9], atol=1e-3)
     geo_ll = res.geodetic()
     assert abs(geo_ll[0, 0] - ORIGIN[0]) < 1e-4
+
+
+def test_prune_keeps_the_segment_that_reaches_the_cut() -> None:
+    est = PoseEstimator()
+    _straight(est, n=50)
+    for k in range(500):
+        est.add_imu(_imu(T0 + k * 0.01, 0.0))
+    t = T0 + np.array([2.05, 4.0])
+    before, _, _ = _enu(est.track(), t)
+    assert est.prune(T0 + 2.05) > 0
+    after, _, status = _enu(est.track(), t)
+    assert (status == 0).all() and np.allclose(before, after, atol=1e-9)
+    _, _, status = _enu(est.track(), [T0 + 1.0])
+    assert status.tolist() == [PoseStatus.OUT_OF_RANGE]
+
+
+def test_prune_keeps_a_held_heading() -> None:
+    est = PoseEstimator()  # no IMU: a stopped vehicle keeps the heading it arrived with
+    est.add_fix(_fix(T0, 0, 0, speed=5.0, course=0.0))  # northwards
+    for k in range(1, 30):
+        est.add_fix(_fix(T0 + k * 0.1, 0, 0.5, speed=0.0, course=0.0))
+    est.prune(T0 + 2.0)
+    _, yaw, status = _enu(est.track(), [T0 + 2.5])
+    assert status.tolist() == [0] and math.isclose(yaw[0], math.pi / 2, abs_tol=1e-9)
