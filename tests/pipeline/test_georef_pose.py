@@ -175,3 +175,46 @@ def test_prune_keeps_a_held_heading() -> None:
     est.prune(T0 + 2.0)
     _, yaw, status = _enu(est.track(), [T0 + 2.5])
     assert status.tolist() == [0] and math.isclose(yaw[0], math.pi / 2, abs_tol=1e-9)
+
+
+@pytest.mark.fixtures
+def test_real_drive_gyro_agrees_with_course_and_bad_fixes_give_no_pose() -> None:
+    """A recorded 9-minute drive (GENIVI log: 1 Hz fixes, 10 Hz gyro): the gyro z rate the
+    pose integrates turns the same way and by the same amount as the course over ground,
+    and times next to fixes the receiver flagged as lost get no pose."""
+    from sensors.gnss import GeniviLogSource
+    from tests._fixtures import fixture_file
+
+    with GeniviLogSource(fixture_file("gnss/genivi_rpi_regensburg_2016.log")) as src:
+        items = list(src)
+    fixes = [m for m in items if isinstance(m, GnssFix)]
+    imu = [m for m in items if isinstance(m, ImuSample)]
+    assert len(fixes) > 500 and len(imu) > 5000
+    est = PoseEstimator(min_course_speed_mps=3.0, max_hdop=10.0)
+    for m in items:
+        est.add(m)
+    track = est.track()
+    t = np.array([f.fix_utc_ns * 1e-9 for f in fixes])
+    it = np.array([m.utc_ns * 1e-9 for m in imu])
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * np.diff(it) * (np.array([m.gyro[2] for m in imu])[1:]
+                                                                  + np.array([m.gyro[2] for m in imu])[:-1]))])
+    pairs = []
+    for a, b in zip(fixes, fixes[1:]):
+        if a.speed_mps > 5 and b.speed_mps > 5 and b.fix_utc_ns - a.fix_utc_ns < 1.5e9:
+            d_course = -math.radians((b.course_deg - a.course_deg + 180.0) % 360.0 - 180.0)
+            ta, tb = a.fix_utc_ns * 1e-9, b.fix_utc_ns * 1e-9
+            pairs.append((d_course, np.interp(tb, it, cum) - np.interp(ta, it, cum)))
+    d = np.array(pairs)
+    assert len(d) > 200
+    assert np.corrcoef(d.T)[0, 1] > 0.85  # same sign convention, same amount
+    assert np.degrees(np.median(np.abs(d[:, 0] - d[:, 1]))) < 1.0
+    # poses along the drive: most times have one; those beside a lost fix do not
+    times = np.linspace(t[0], t[-1], 3000)
+    _, _, status = track.at(times)
+    assert (status == 0).mean() > 0.85
+    bad = ~track.good
+    assert bad.any()
+    k = np.searchsorted(track.t, times, side="right") - 1
+    inside = (k >= 0) & (k < len(track.t) - 1)
+    beside_bad = inside & (bad[np.clip(k, 0, None)] | bad[np.clip(k + 1, 0, len(bad) - 1)])
+    assert beside_bad.any() and (status[beside_bad] == PoseStatus.BAD_FIX).all()
