@@ -3,6 +3,7 @@ the explicit no-pose states (never a silently wrong pose)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -199,7 +200,7 @@ def test_real_drive_gyro_agrees_with_course_and_bad_fixes_give_no_pose() -> None
     cum = np.concatenate([[0.0], np.cumsum(0.5 * np.diff(it) * (np.array([m.gyro[2] for m in imu])[1:]
                                                                   + np.array([m.gyro[2] for m in imu])[:-1]))])
     pairs = []
-    for a, b in zip(fixes, fixes[1:]):
+    for a, b in itertools.pairwise(fixes):
         if a.speed_mps > 5 and b.speed_mps > 5 and b.fix_utc_ns - a.fix_utc_ns < 1.5e9:
             d_course = -math.radians((b.course_deg - a.course_deg + 180.0) % 360.0 - 180.0)
             ta, tb = a.fix_utc_ns * 1e-9, b.fix_utc_ns * 1e-9
