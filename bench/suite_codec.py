@@ -61,7 +61,7 @@ def load_cloud(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if suffix == ".npz":
         z = np.load(p)
         xyz = z["xyz"] if "xyz" in z else np.stack([z["x"], z["y"], z["z"]], axis=1)
-        ring = z["ring"] if "ring" in z else None
+        ring = z.get("ring")
         return np.asarray(xyz, np.float64), ring
     if suffix == ".bin":
         raw = np.fromfile(p, np.float32)
@@ -166,9 +166,9 @@ def _cloud_rows(case: str, xyz: np.ndarray, ring: np.ndarray | None) -> list[Row
     best_name = min(refs, key=lambda k: refs[k][0])
     variants = [("xyz", None)] + ([("xyz+ring", {"ring": ring})] if ring is not None else [])
     for label, attrs in variants:
-        t_enc, blob = measure(lambda: codec.encode(xyz, attrs), MIN_SECONDS)
+        t_enc, blob = measure(lambda attrs=attrs: codec.encode(xyz, attrs), MIN_SECONDS)
         mode = codec.last_mode
-        t_dec, _ = measure(lambda: codec.decode(blob), MIN_SECONDS)
+        t_dec, _ = measure(lambda blob=blob: codec.decode(blob), MIN_SECONDS)
         bits = len(blob) * 8 / n
         rows.append(ratio_row(SUITE, f"{case} [{label}, {mode}]", "bits/point", "bits", bits, refs[best_name][0],
                               best_name, better="lower"))
@@ -223,7 +223,7 @@ def _warmup_rows() -> list[Row]:
             Row(SUITE, "warm-up rangeimage (JIT or cache load)", "first call", "s", t2 - t1, better="lower")]
 
 
-def run(input: str | None = None, meta: str | None = None) -> list[Row]:  # noqa: A002 (harness API)
+def run(input: str | None = None, meta: str | None = None) -> list[Row]:
     rows = _warmup_rows()
     if input is not None:
         xyz, ring = load_cloud(input)

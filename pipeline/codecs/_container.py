@@ -121,9 +121,19 @@ def zpack(data: bytes | bytearray | memoryview, level: int = 3) -> bytes:
 
 def zunpack(data: bytes | bytearray | memoryview, limit: int, codec: str, what: str) -> bytes:
     """Decompress a side section of at most ``limit`` bytes, or raise :class:`CodecError`."""
+    import io
+
     import zstandard
 
+    # a streaming read bounds the output: decompress() would trust the frame's own content
+    # size and allocate it, whatever a corrupt header says
     try:
-        return zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=limit)
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bytes(data))) as reader:
+            out = reader.read(limit + 1)
+            if len(out) <= limit and len(data) and reader.read(1):
+                out += b"?"
     except zstandard.ZstdError as err:
         raise CodecError(f"{codec}: {what} section does not decompress ({err})", codec) from None
+    if len(out) > limit:
+        raise CodecError(f"{codec}: {what} section decompresses past its {limit}-byte bound", codec)
+    return out

@@ -32,6 +32,10 @@ NTOK = 136  # tokens 0..133 used (u < 2**63)
 SCALE_BITS = 12
 SCALE = 1 << SCALE_BITS
 RANS_L = 1 << 23
+# the cheapest token costs -log2(4095/4096) bits: a stream of b bytes holds at most this many
+# tokens per byte (decoders bound their allocations by it before trusting any count)
+MAX_TOKENS_PER_BYTE = 8 * 2840
+MAX_CONTEXTS = 1 << 14
 
 
 @njit(cache=True, inline="always")
@@ -94,7 +98,7 @@ def value_of(tok, extra):
 def bits_put(buf, st, nbits, value):
     """Append ``nbits`` (<= 62) low bits of ``value``. ``st`` = [acc, count, byte position]."""
     while nbits > 0:
-        take = nbits if nbits <= 32 else 32
+        take = min(nbits, 32)
         acc = st[0] | ((value & ((np.int64(1) << take) - 1)) << st[1])
         cnt = st[1] + take
         pos = st[2]
@@ -127,7 +131,7 @@ def bits_get(buf, end, st, nbits):
     out = np.int64(0)
     shift = 0
     while nbits > 0:
-        take = nbits if nbits <= 32 else 32
+        take = min(nbits, 32)
         acc = st[0]
         cnt = st[1]
         pos = st[2]
@@ -176,8 +180,7 @@ def _normalise(levels, freq):
             w = _W[levels[c, s]]
             if w > 0:
                 f = (w * SCALE) // total
-                if f < 1:
-                    f = 1
+                f = max(f, 1)
                 freq[c, s] = f
                 acc += f
                 if f > freq[c, best]:

@@ -99,10 +99,12 @@ def _predict(px1, py1, pz1, px2, py2):
 
 
 @njit(cache=True)
-def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst):
+def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     """Tokens of a cloud in scan order. ``q`` (n, 3) int64 quantized; ``ring`` (n,) int64 in
     ``[0, nrings)``; ``attrs`` (n, A) int64 (integer values or float bit patterns). Returns the
-    number of tokens written to ``sym``/``ctx`` (extra bits go to ``bbuf`` via ``bst``)."""
+    number of tokens written to ``sym``/``ctx`` (extra bits go to ``bbuf`` via ``bst``).
+    ``stats[0]`` counts *reversals*: points that turn back against their ring's sense of
+    rotation (a scan line out of azimuth order, where sorting by azimuth would pay)."""
     n = q.shape[0]
     na = attrs.shape[1]
     last = np.full(nrings, -1, np.int64)
@@ -140,7 +142,11 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst):
             z1 = np.float64(q[j, 2] - cz)
             jj = last2[r]
             if jj >= 0:
-                px, py, pz = _predict(x1, y1, z1, np.float64(q[jj, 0] - cx), np.float64(q[jj, 1] - cy))
+                x2 = np.float64(q[jj, 0] - cx)
+                y2 = np.float64(q[jj, 1] - cy)
+                px, py, pz = _predict(x1, y1, z1, x2, y2)
+                if (x2 * y1 - y2 * x1) * (x1 * np.float64(y) - y1 * np.float64(x)) < 0.0:
+                    stats[0] += 1
             else:
                 px, py, pz = x1, y1, z1
             if abs(px) >= abs(py):

@@ -15,9 +15,11 @@ Two point orders, chosen per chunk (``order="auto"``):
 - **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
   cloud. For clouds without structure.
 
-``auto`` encodes in scan order and tries the others only when that costs more than
-``try_other_above_bits`` bits per point (a scan-ordered LiDAR sweep never gets there), keeping
-the smallest. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
+``auto`` encodes in scan order, and estimates from that pass whether another order would pay:
+the ring order is tried when more than 0.5 % of the points turn back against their ring's sense
+of rotation (scan lines out of azimuth order: shuffled, or merged returns as in the nuScenes
+sweep), ring and Morton orders when scan order costs more than ``try_other_above_bits`` bits per
+point (a scan-ordered decoded sweep gets neither); the smallest result is kept. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
 gives the input index of each decoded point when ``keep_order`` is set (costs about
 log2(n) bits per point; otherwise it is ``None`` and ``order`` says which order it is).
 
@@ -47,6 +49,7 @@ MODE_NAMES = {v: k for k, v in MODES.items()}
 _META = struct.Struct("<dBHB3q3qII")
 _MAX_Q = 1 << 40  # |coordinate / step| bound: keeps every predictor term far from int64 limits
 _MAX_RINGS = 4096
+REVERSALS_FOR_RING = 0.005  # share of points turning back in their ring above which ring order is tried
 
 
 @dataclass
@@ -168,6 +171,7 @@ class QuantizedCodec:
         self.keep_order = keep_order
         self.zstd_level = zstd_level
         self.last_mode = ""
+        self.last_reversals = 0.0
 
     @property
     def max_error(self) -> float:
@@ -190,7 +194,7 @@ class QuantizedCodec:
             c = self._center(q)
         else:
             c = quantize(np.asarray(center, dtype=np.float64).reshape(1, 3), self.step)[0]
-        modes = [self.order] if self.order != "auto" else (["scan", "ring"] if nrings > 1 else ["scan"])
+        modes = [self.order] if self.order != "auto" else ["scan"]
         best: tuple[int, bytes, np.ndarray | None] | None = None
         tried: set[str] = set()
         while modes:
@@ -201,7 +205,9 @@ class QuantizedCodec:
                 best = (MODES[mode], got[0], got[1])
             if self.order == "auto" and not modes and best is not None:
                 bits = len(best[1]) * 8 / max(n, 1)
-                if bits > self.try_other_above_bits:
+                if mode == "scan" and nrings > 1 and self.last_reversals > REVERSALS_FOR_RING:
+                    modes = ["ring"]  # rings out of azimuth order: sorting them pays
+                elif bits > self.try_other_above_bits:
                     modes = [m for m in (("ring", "morton") if nrings > 1 else ("morton",)) if m not in tried]
         if best is None:
             raise CodecError(f"{NAME}: no point order can encode this cloud (extent too large for Morton "
@@ -263,7 +269,9 @@ class QuantizedCodec:
             k = K.morton_encode(keys, mat, sym, ctx, bbuf, bst)
             nctx = K.NB * (1 + mat.shape[1])
         else:
-            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst)
+            stats = np.zeros(1, np.int64)
+            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats)
+            self.last_reversals = int(stats[0]) / max(n, 1)
             nctx = K.n_contexts(na)
         blen = E.bits_flush(bbuf, bst)
         tables, stream = _entropy_code(sym, ctx, k, nctx)
@@ -281,7 +289,6 @@ class QuantizedCodec:
 
     def decode(self, blob: bytes | bytearray | memoryview) -> QuantizedCloud:
         """The quantized points and attributes; :class:`CodecError` on any corruption."""
-        import zstandard
 
         head, payload = C.unpack(blob, NAME)
         n, mode = head.count, head.flags
@@ -296,7 +303,15 @@ class QuantizedCodec:
             ring_dtype = info["ring"]
             kinds = [d["kind"] for d in descs]
             dtypes = [np.dtype(d["dtype"]) for d in descs] + ([np.dtype(ring_dtype)] if ring_dtype else [])
-        except (ValueError, KeyError, TypeError) as err:
+            for d, dt in zip(descs, dtypes):
+                if (not isinstance(d["name"], str) or d["kind"] not in ("int", "intf", "bits", "raw")
+                        or dt.kind not in "iubf" or dt.itemsize > 8
+                        or (d["kind"] != "raw" and not isinstance(d["base"], int))
+                        or (d["kind"] == "bits" and (dt.kind != "f" or dt.itemsize not in (4, 8)))):
+                    raise ValueError(f"bad descriptor {d!r}")
+            if ring_dtype and np.dtype(ring_dtype).kind not in "iu":
+                raise ValueError("bad ring dtype")
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise CodecError(f"{NAME}: bad attribute descriptors ({err})", NAME) from None
         if (mode2 != mode or na != sum(k != "raw" for k in kinds) or len(descs) != head.aux
                 or not (step > 0 and math.isfinite(step)) or nrings < 1 or nrings > _MAX_RINGS
@@ -316,6 +331,8 @@ class QuantizedCodec:
             raise CodecError(f"{NAME}: point count {n} is implausible", NAME)
         with_ring = mode == MODES["morton"] and nrings > 1
         nctx = K.NB * (1 + na + with_ring) if mode == MODES["morton"] else K.n_contexts(na)
+        if nctx > E.MAX_CONTEXTS or n * 3 > (len(stream) + 4) * E.MAX_TOKENS_PER_BYTE:
+            raise CodecError(f"{NAME}: counts do not fit the coded stream", NAME)
         tables = np.frombuffer(C.zunpack(tables_z, nctx * (E.NTOK + 1), NAME, "tables"), np.uint8)
         freq, cum, lut, tend, ok = E.read_freqs(tables, 0, len(tables), nctx)
         if not ok or tend != len(tables):
@@ -339,10 +356,7 @@ class QuantizedCodec:
         raw: list[np.ndarray] = []
         raw_dt = [np.dtype(d["dtype"]) for d in descs if d["kind"] == "raw"]
         if raw_dt:
-            try:
-                rb = zstandard.ZstdDecompressor().decompress(bytes(raw_b), max_output_size=n * 8 * len(raw_dt))
-            except zstandard.ZstdError as e:
-                raise CodecError(f"{NAME}: raw attributes do not decompress ({e})", NAME) from None
+            rb = C.zunpack(raw_b, n * 8 * len(raw_dt), NAME, "raw attributes")
             if len(rb) != n * sum(d.itemsize for d in raw_dt):
                 raise CodecError(f"{NAME}: raw attribute section has the wrong size", NAME)
             off = 0
@@ -354,10 +368,7 @@ class QuantizedCodec:
             attrs = {"ring": ring.astype(np.dtype(ring_dtype)), **attrs}
         perm = None
         if len(perm_b):
-            try:
-                pb = zstandard.ZstdDecompressor().decompress(bytes(perm_b), max_output_size=n * 4)
-            except zstandard.ZstdError as e:
-                raise CodecError(f"{NAME}: permutation does not decompress ({e})", NAME) from None
+            pb = C.zunpack(perm_b, n * 4, NAME, "permutation")
             perm = np.frombuffer(pb, np.uint32).astype(np.int64)
             if len(perm) != n or (n and (perm.max() >= n or len(np.unique(perm)) != n)):
                 raise CodecError(f"{NAME}: bad permutation", NAME)

@@ -121,7 +121,7 @@ class PacketLayout:
             pn, cn, xn = b[need:].decode().split("\n")
         except (UnicodeDecodeError, ValueError):
             raise CodecError(f"{NAME}: bad layout names", NAME) from None
-        split = (lambda s: tuple(s.split("|")) if s else ())  # noqa: E731
+        split = (lambda s: tuple(s.split("|")) if s else ())
         layout = cls(name.rstrip(b"\0").decode(errors="replace"), size, a[: 2 * npk].reshape(npk, 2), ncols, co0,
                      cst, a[2 * npk : 2 * npk + 2 * ncw].reshape(ncw, 2), npix, po0, pst,
                      a[2 * npk + 2 * ncw : 2 * npk + 2 * ncw + 4 * nxw].reshape(nxw, 4), rows[:npix].copy(),
@@ -353,7 +353,6 @@ class RangeImageCodec:
 
     def decode(self, blob: bytes | bytearray | memoryview) -> DecodedPackets:
         """The packet stream, byte-exact; :class:`CodecError` on any corruption."""
-        import zstandard
 
         head, payload = C.unpack(blob, NAME)
         s = C.Sections(payload, NAME)
@@ -369,9 +368,13 @@ class RangeImageCodec:
         other = s.take("other")
         s.end()
         n = head.count
-        if nd != head.aux or nd + no != n or len(bits) != blen or nd * layout.size > 1 << 31:
+        if (nd != head.aux or nd + no != n or len(bits) != blen or nd * layout.size > 1 << 31
+                or no > 1 << 20):
             raise CodecError(f"{NAME}: inconsistent packet counts", NAME)
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
+        per = len(layout.pkt_words) + layout.n_cols * (len(layout.col_words) + layout.n_pix * len(layout.pix_words))
+        if nctx > E.MAX_CONTEXTS or nd * max(per, 1) > (len(stream) + 4) * E.MAX_TOKENS_PER_BYTE:
+            raise CodecError(f"{NAME}: counts do not fit the coded stream", NAME)
         tables = np.frombuffer(C.zunpack(tables_z, nctx * (E.NTOK + 1), NAME, "tables"), np.uint8)
         freq, cum, lut, tend, ok = E.read_freqs(tables, 0, len(tables), nctx)
         if not ok or tend != len(tables):
@@ -382,13 +385,8 @@ class RangeImageCodec:
                                layout.pred_row, layout.up_row, stream, len(stream), freq, cum, lut, bits, len(bits), data)
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data", NAME)
-        zd = zstandard.ZstdDecompressor()
-
         def unz(b: memoryview, limit: int, what: str) -> bytes:
-            try:
-                return zd.decompress(bytes(b), max_output_size=limit)
-            except zstandard.ZstdError as e:
-                raise CodecError(f"{NAME}: {what} section does not decompress ({e})", NAME) from None
+            return C.zunpack(b, limit, NAME, what)
 
         ts = np.zeros(n, np.float64)
         ports = np.zeros(n, np.int64)
@@ -400,7 +398,7 @@ class RangeImageCodec:
             ports = np.frombuffer(tb, np.uint16, n, n * 8).astype(np.int64)
         others: dict[int, bytes] = {}
         if no:
-            ob = unz(other, 1 << 30, "other packets")
+            ob = unz(other, no * (8 + 65535), "other packets")
             if len(ob) < 8 * no:
                 raise CodecError(f"{NAME}: other-packets section too short", NAME)
             idx = np.frombuffer(ob, np.uint32, no).tolist()

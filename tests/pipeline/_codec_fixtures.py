@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-
 from tests._fixtures import fixture_file
 
 # name → (capture, metadata JSON or None)
@@ -18,7 +16,7 @@ PACKET_FIXTURES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def packets(name: str) -> tuple[list, str | None]:
     """All packets of a fixture capture (every port) and its metadata path."""
     from sensors.packets import open_packet_source
@@ -30,7 +28,7 @@ def packets(name: str) -> tuple[list, str | None]:
         return list(src), meta_path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scans(name: str) -> tuple:
     """Decoded scans of a fixture capture."""
     from sensors.lidar import make_decoder
