@@ -18,6 +18,8 @@ _WHERE = {
     "Extrinsics": "pipeline.georef._config",
     "GeorefConfig": "pipeline.georef._config",
     "GeorefResult": "pipeline.georef._deskew",
+    "ProcessedScan": "pipeline.georef._stage",
+    "process_scan": "pipeline.georef._stage",
     "Georeferencer": "pipeline.georef._deskew",
     "deskew": "pipeline.georef._deskew",
     "georeference": "pipeline.georef._deskew",
@@ -43,6 +45,7 @@ __all__ = [
     "PoseEstimator",
     "PoseStatus",
     "PoseTrack",
+    "ProcessedScan",
     "deskew",
     "ecef_to_enu",
     "ecef_to_geodetic",
@@ -51,6 +54,7 @@ __all__ = [
     "geodetic_to_ecef",
     "geodetic_to_enu",
     "georeference",
+    "process_scan",
     "rpy_matrix",
 ]
 

@@ -121,3 +121,23 @@ def test_no_pose_after_the_drive(drive) -> None:
 
     res = georeference(np.ones((1, 3)), t, geo.track, geo.rotation, geo.translation)
     assert res.status.tolist() == [PoseStatus.OUT_OF_RANGE]
+
+
+def test_process_scan_filters_georeferences_and_voxelizes(drive) -> None:
+    from pipeline.georef import ecef_to_geodetic, process_scan
+    from pipeline.kernels import FilterConfig
+
+    sim, geo = drive
+    geo.cfg.deskew = True
+    scan = _scans(sim, 3.0)[0]
+    out = process_scan(scan, geo, FilterConfig(voxel_m=0.1, max_range_m=60.0))
+    assert 1000 < len(out) < len(scan)
+    assert out.no_pose == 0 and out.removed["voxel"] > 0 and out.count.sum() + sum(
+        v for k, v in out.removed.items() if k != "voxel") == len(scan)
+    # voxel centroids of surface points stay near the surfaces (a 10 cm voxel spans corners)
+    world = ecef_to_enu(out.ecef, *sim.origin)
+    d = sim.scene.distance_to_surface(world)
+    assert np.median(d) < 0.02
+    geo_ll = ecef_to_geodetic(out.ecef)
+    assert np.abs(geo_ll[:, 0] - sim.origin[0]).max() < 0.01
+    assert (out.time >= scan.t_start - 1e-6).all() and (out.time <= scan.t_end + 1e-6).all()
