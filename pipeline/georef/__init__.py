@@ -5,6 +5,8 @@ WGS84 transforms (geodetic, ECEF, local ENU).
 - :mod:`pipeline.georef.pose`: :class:`PoseEstimator` → :class:`PoseTrack` with a
   :class:`PoseStatus` for every time that has no trustworthy pose.
 - :mod:`pipeline.georef._deskew`: :func:`georeference`, :func:`deskew`, :class:`Georeferencer`.
+- :mod:`pipeline.georef._stage`: :func:`process_scan`, one scan through the filters,
+  deskewed georeferencing and the voxel grid (what a runner calls per scan).
 
 Names are imported on first use (``GeorefConfig`` loads without numba).
 """
