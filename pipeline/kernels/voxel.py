@@ -24,10 +24,12 @@ _EMPTY = np.int64(-1)
 
 
 @njit(cache=True)
-def _bounds(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis min and max (float64), branch-free so the loop vectorises."""
+def _bounds(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per-axis min and max (float64) and whether every coordinate is finite; branch-free
+    so the loop vectorises (``0 * v`` is NaN exactly for NaN and infinite ``v``)."""
     lo0 = lo1 = lo2 = np.inf
     hi0 = hi1 = hi2 = -np.inf
+    bad = 0.0
     for i in range(xyz.shape[0]):
         x = np.float64(xyz[i, 0])
         y = np.float64(xyz[i, 1])
@@ -38,7 +40,8 @@ def _bounds(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hi0 = max(hi0, x)
         hi1 = max(hi1, y)
         hi2 = max(hi2, z)
-    return np.array([lo0, lo1, lo2]), np.array([hi0, hi1, hi2])
+        bad += 0.0 * x + 0.0 * y + 0.0 * z
+    return np.array([lo0, lo1, lo2]), np.array([hi0, hi1, hi2]), bad == 0.0
 
 
 @njit(cache=True)
@@ -206,8 +209,8 @@ def voxel_downsample(xyz: np.ndarray, voxel: float, attrs: np.ndarray | None = N
 
     Returns ``(centroids (V, 3) float64, attribute means (V, M) float64, counts (V,),
     voxel id of each input point (N,))``; ``attrs`` ``(N, M)`` are averaged per voxel.
-    Points with a non-finite coordinate must be removed first (see ``crop.finite_mask``).
-    Raises ``ValueError`` for a non-positive voxel or a grid wider than 2^21 voxels per axis.
+    Raises ``ValueError`` for a non-finite coordinate (drop those with ``crop.valid_mask``),
+    a non-positive voxel, or a grid wider than 2^21 voxels per axis.
     """
     if not voxel > 0:
         raise ValueError(f"voxel size must be positive, not {voxel}")
@@ -218,7 +221,9 @@ def voxel_downsample(xyz: np.ndarray, voxel: float, attrs: np.ndarray | None = N
     a = np.zeros((n, 0)) if attrs is None else np.ascontiguousarray(attrs).reshape(n, -1)
     if n == 0:
         return np.zeros((0, 3)), np.zeros((0, a.shape[1])), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    lo, hi = _bounds(xyz)
+    lo, hi, finite = _bounds(xyz)
+    if not finite:
+        raise ValueError("points with NaN or infinite coordinates: drop them first (crop.valid_mask)")
     min_bound = lo - voxel * 0.5
     span = (hi + voxel * 0.5 - min_bound) / voxel
     if not np.all(np.isfinite(span)) or span.max() >= 2**21 - 1:

@@ -97,6 +97,10 @@ def test_bad_arguments() -> None:
         voxel_downsample(np.zeros((3, 3)), 0.0)
     with pytest.raises(ValueError, match="too small"):
         voxel_downsample(np.array([[0.0, 0, 0], [1e6, 0, 0]]), 1e-3)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        voxel_downsample(np.array([[0.0, 0, 0], [np.nan, 1, 1]], dtype=np.float32), 0.5)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        voxel_downsample(np.array([[0.0, 0, 0], [np.inf, 1, 1]]), 0.5)
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         voxel_downsample(np.zeros((3, 2)), 1.0)
     cent, attrs, counts, ids = voxel_downsample(np.zeros((0, 3)), 1.0)
