@@ -2,7 +2,7 @@
 
 A packet layout is: packet-level words (header/footer), ``C`` columns at ``col_off0 +
 c * col_stride``, each with column words (azimuth, timestamps, ids, status) and ``P`` pixels at
-``pix_off0 + p * pix_stride`` of pixel words (range, reflectivity, signal, ...). Words are
+``pix_offsets[p]`` within the column, of pixel words (range, reflectivity, signal, ...). Words are
 little-endian, 1 to 4 bytes, and together cover every byte of the packet, so coding every word
 losslessly reproduces the packet byte for byte.
 
@@ -104,7 +104,7 @@ def _take(c, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst):
 
 
 @njit(cache=True)
-def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_off0, pix_stride,
+def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_offsets,
                    pix_words, pred_row, up_row, sym, ctx, bbuf, bst):
     """Tokens of packets ``pk`` (n, S) uint8. ``*_words`` rows: (offset, size[, kind, gate])."""
     n = pk.shape[0]
@@ -143,7 +143,7 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                 sc[w, 0] = v
             ncol_seen += 1
             for p in range(n_pix):
-                po = co + pix_off0 + p * pix_stride
+                po = co + pix_offsets[p]
                 for w in range(nxw):
                     size = pix_words[w, 1]
                     v = _rd(row, po + pix_words[w, 0], size)
@@ -170,7 +170,7 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
 
 
 @njit(cache=True)
-def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_off0, pix_stride,
+def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_offsets,
                    pix_words, pred_row, up_row, rbuf, rend, freq, cum, lut, bbuf, bend, out):
     """Inverse of :func:`encode_packets` into ``out`` (n, S); returns 0 when the streams were
     consumed exactly, 1 on corrupt data."""
@@ -212,7 +212,7 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                 sc[w, 0] = v
             ncol_seen += 1
             for p in range(n_pix):
-                po = co + pix_off0 + p * pix_stride
+                po = co + pix_offsets[p]
                 for w in range(nxw):
                     size = pix_words[w, 1]
                     mask = (np.int64(1) << (8 * size)) - 1

@@ -63,6 +63,12 @@ class PacketLayout:
     pkt_names: tuple[str, ...] = ()
     col_names: tuple[str, ...] = ()
     pix_names: tuple[str, ...] = ()
+    pix_offsets: np.ndarray | None = None  # (n_pix,) offsets in the column; default pix_off0 + p * pix_stride
+
+    def __post_init__(self) -> None:
+        if self.pix_offsets is None:
+            object.__setattr__(self, "pix_offsets",
+                               self.pix_off0 + self.pix_stride * np.arange(self.n_pix, dtype=np.int64))
 
     def check(self) -> None:
         """Every byte of the packet in exactly one word, sizes 1-4: the kernels rely on it."""
@@ -82,7 +88,7 @@ class PacketLayout:
             for off, size in self.col_words[:, :2].tolist():
                 ok = ok and mark(co + off, size)
             for p in range(self.n_pix):
-                po = co + self.pix_off0 + p * self.pix_stride
+                po = co + int(self.pix_offsets[p])
                 for off, size in self.pix_words[:, :2].tolist():
                     ok = ok and mark(po + off, size)
         nx = len(self.pix_words)
@@ -90,6 +96,7 @@ class PacketLayout:
             kinds, gates = self.pix_words[:, 2], self.pix_words[:, 3]
             ok = bool(((kinds == 0) | (kinds == 1)).all() and ((gates >= -1) & (gates < np.arange(nx))).all())
         rows_ok = (self.pred_row.shape == (self.n_pix,) and self.up_row.shape == (self.n_pix,)
+                   and self.pix_offsets.shape == (self.n_pix,)
                    and bool(((self.pred_row >= 0) & (self.pred_row < self.n_pix)).all())
                    and bool(((self.up_row >= -1) & (self.up_row < self.n_pix)).all()))
         if not ok or not rows_ok or not (cover == 1).all():
@@ -100,7 +107,8 @@ class PacketLayout:
                             self.col_stride, len(self.col_words), self.n_pix, self.pix_off0, self.pix_stride,
                             len(self.pix_words), 0, 0)
         arrays = [np.ascontiguousarray(a, np.int32).tobytes() for a in (self.pkt_words, self.col_words,
-                                                                         self.pix_words, self.pred_row, self.up_row)]
+                                                                         self.pix_words, self.pred_row, self.up_row,
+                                                                         self.pix_offsets)]
         names = "\n".join(["|".join(self.pkt_names), "|".join(self.col_names), "|".join(self.pix_names)])
         return head + b"".join(arrays) + names.encode()
 
@@ -112,10 +120,10 @@ class PacketLayout:
         name, size, npk, ncols, co0, cst, ncw, npix, po0, pst, nxw, _, _ = _LAYOUT.unpack_from(b)
         if max(npk, ncw, nxw, npix) > 4096:
             raise CodecError(f"{NAME}: layout section is implausible", NAME)
-        need = _LAYOUT.size + 4 * (2 * npk + 2 * ncw + 4 * nxw + 2 * npix)
+        need = _LAYOUT.size + 4 * (2 * npk + 2 * ncw + 4 * nxw + 3 * npix)
         if len(b) < need:
             raise CodecError(f"{NAME}: layout section too short", NAME)
-        a = np.frombuffer(b, np.int32, 2 * npk + 2 * ncw + 4 * nxw + 2 * npix, _LAYOUT.size).astype(np.int64)
+        a = np.frombuffer(b, np.int32, 2 * npk + 2 * ncw + 4 * nxw + 3 * npix, _LAYOUT.size).astype(np.int64)
         rows = a[2 * npk + 2 * ncw + 4 * nxw :]
         try:
             pn, cn, xn = b[need:].decode().split("\n")
@@ -125,7 +133,7 @@ class PacketLayout:
         layout = cls(name.rstrip(b"\0").decode(errors="replace"), size, a[: 2 * npk].reshape(npk, 2), ncols, co0,
                      cst, a[2 * npk : 2 * npk + 2 * ncw].reshape(ncw, 2), npix, po0, pst,
                      a[2 * npk + 2 * ncw : 2 * npk + 2 * ncw + 4 * nxw].reshape(nxw, 4), rows[:npix].copy(),
-                     rows[npix:].copy(), split(pn), split(cn), split(xn))
+                     rows[npix : 2 * npix].copy(), split(pn), split(cn), split(xn), rows[2 * npix :].copy())
         layout.check()
         return layout
 
@@ -270,8 +278,9 @@ def raw_fields(data: np.ndarray, layout: PacketLayout) -> RawFields:
                      for c in range(layout.n_cols)], axis=1) if layout.n_cols else np.zeros((n, 0, 0), np.uint8)
     columns = {nm: word(cols[:, :, o : o + s], s).reshape(-1)
                for nm, (o, s) in zip(layout.col_names, layout.col_words.tolist())}
-    pix_area = cols[:, :, layout.pix_off0 : layout.pix_off0 + layout.n_pix * layout.pix_stride]
-    pix = pix_area.reshape(n, layout.n_cols, layout.n_pix, layout.pix_stride)
+    width = int((layout.pix_words[:, 0] + layout.pix_words[:, 1]).max()) if len(layout.pix_words) else 0
+    grab = layout.pix_offsets[:, None] + np.arange(width)[None, :]
+    pix = cols[:, :, grab]  # (n, n_cols, n_pix, width)
     pixels = {nm: word(pix[..., o : o + s], s).reshape(n * layout.n_cols, layout.n_pix).T.copy()
               for nm, (o, s, _, _) in zip(layout.pix_names, layout.pix_words.tolist())}
     return RawFields(pixels, columns, packet)
@@ -324,7 +333,7 @@ class RangeImageCodec:
         bbuf = np.empty(ntok * 8 + 16, np.uint8)
         bst = np.zeros(3, np.int64)
         k = K.encode_packets(data, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
-                             layout.col_words, layout.n_pix, layout.pix_off0, layout.pix_stride, layout.pix_words,
+                             layout.col_words, layout.n_pix, layout.pix_offsets, layout.pix_words,
                              layout.pred_row, layout.up_row, sym, ctx, bbuf, bst)
         blen = E.bits_flush(bbuf, bst)
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
@@ -381,7 +390,7 @@ class RangeImageCodec:
             raise CodecError(f"{NAME}: bad frequency tables", NAME)
         data = np.zeros((nd, layout.size), np.uint8)
         err = K.decode_packets(nd, layout.size, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
-                               layout.col_words, layout.n_pix, layout.pix_off0, layout.pix_stride, layout.pix_words,
+                               layout.col_words, layout.n_pix, layout.pix_offsets, layout.pix_words,
                                layout.pred_row, layout.up_row, stream, len(stream), freq, cum, lut, bits, len(bits), data)
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data", NAME)
