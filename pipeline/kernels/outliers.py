@@ -236,6 +236,8 @@ def statistical_outlier_mask(xyz: np.ndarray, nb_neighbors: int, std_ratio: floa
     xyz = np.ascontiguousarray(xyz)
     if len(xyz) == 0:
         return np.zeros(0, dtype=bool)
+    if not np.isfinite(xyz).all():
+        raise ValueError("points with NaN or infinite coordinates: drop them first (crop.valid_mask)")
     mean = knn_mean_distance(xyz, int(nb_neighbors))
     thr = statistical_threshold(mean, float(std_ratio))
     return (mean > 0) & (mean < thr)

@@ -73,3 +73,5 @@ def test_more_neighbours_than_points_and_bad_arguments() -> None:
     with pytest.raises(ValueError, match="std_ratio"):
         statistical_outlier_mask(xyz, 3, 0.0)
     assert statistical_outlier_mask(np.zeros((0, 3)), 3, 1.0).shape == (0,)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        statistical_outlier_mask(np.array([[0.0, 0, 0], [np.nan, 0, 0]]), 1, 1.0)
