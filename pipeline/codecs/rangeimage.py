@@ -152,30 +152,42 @@ def _up_rows(elevation: np.ndarray, laser: np.ndarray) -> np.ndarray:
     return up
 
 
-def velodyne_layout(model: str | None = None) -> PacketLayout:
+def velodyne_layout(model: str | None = None, dual: bool = False) -> PacketLayout:
     """Velodyne data packets (1206 bytes, every model): 12 blocks of flag, azimuth and 32
     (distance, reflectivity); timestamp, return mode and product id at the end.
 
-    ``model`` (``VLP-16``, ``HDL-32E``, ... or ``None``) only tunes the predictors (which slot
-    predicts which, elevation neighbours); any model's packets code losslessly with any layout.
+    ``model`` (``VLP-16``, ``HDL-32E``, ... or ``None``) and ``dual`` (return mode 0x39) only
+    tune the predictors: which slot predicts which, elevation neighbours, and in dual mode a
+    column is a block *pair* (last return, then strongest) so each return of a firing predicts
+    the other. Any Velodyne packet codes losslessly with any of these layouts.
     """
     from sensors.lidar.velodyne._models import LAYOUT_16, LAYOUT_32, model_by_name
 
-    pred = np.arange(32, dtype=np.int64)
-    up = np.arange(32, dtype=np.int64) - 1
     m = model_by_name(model) if model else None
     if model and m is None:
         raise CodecError(f"{NAME}: unknown Velodyne model {model!r}", NAME)
+    pred = np.arange(32, dtype=np.int64)
+    up = np.arange(32, dtype=np.int64) - 1
     if m is not None and m.layout == LAYOUT_16:
         # two firings of the same 16 lasers per block: each predicts from the other half
         pred = np.concatenate([np.arange(16, 32), np.arange(0, 16)]).astype(np.int64)
         up = _up_rows(np.asarray(m.elevation_deg), np.arange(32) % 16)
     elif m is not None and m.layout == LAYOUT_32:
         up = _up_rows(np.asarray(m.elevation_deg), np.arange(32))
-    layout = PacketLayout(
-        f"velodyne-{m.name if m else 'any'}"[:16], 1206, _words([(1200, 4), (1204, 1), (1205, 1)], 2), 12, 0, 100,
-        _words([(0, 2), (2, 2)], 2), 32, 4, 3, _words([(0, 2, 1, -1), (2, 1, 0, 0)], 4), pred, up,
-        ("timestamp_us", "return_mode", "product_id"), ("flag", "azimuth"), ("distance", "reflectivity"))
+    name = f"velodyne-{m.name if m else 'any'}{'-dual' if dual else ''}"
+    pkt = _words([(1200, 4), (1204, 1), (1205, 1)], 2)
+    pix_words = _words([(0, 2, 1, -1), (2, 1, 0, 0)], 4)
+    names = (("timestamp_us", "return_mode", "product_id"), ("flag", "azimuth"), ("distance", "reflectivity"))
+    if not dual:
+        layout = PacketLayout(name[:16], 1206, pkt, 12, 0, 100, _words([(0, 2), (2, 2)], 2), 32, 4, 3, pix_words,
+                              pred, up, *names)
+    else:
+        offsets = np.concatenate([4 + 3 * np.arange(32), 104 + 3 * np.arange(32)]).astype(np.int64)
+        layout = PacketLayout(
+            name[:16], 1206, pkt, 6, 0, 200, _words([(0, 2), (2, 2), (100, 2), (102, 2)], 2), 64, 4, 3, pix_words,
+            np.concatenate([pred, np.arange(32)]).astype(np.int64),  # strongest from last, same firing
+            np.concatenate([up, np.where(up >= 0, up + 32, -1)]).astype(np.int64),
+            names[0], ("flag", "azimuth", "flag2", "azimuth2"), names[2], offsets)
     layout.check()
     return layout
 
@@ -296,7 +308,7 @@ def layout_for(packets: Sequence[Packet | bytes], meta: str | Path | Mapping[str
     data = [_bytes_of(p) for p in packets[:64]]
     data = [d for d in data if len(d) == 1206][:8]
     m = detect_model(data) if data else None
-    return velodyne_layout(m.name if m is not None else None)
+    return velodyne_layout(m.name if m is not None else None, dual=bool(data) and data[0][1204] == 0x39)
 
 
 def _bytes_of(p: Packet | bytes | bytearray | memoryview) -> bytes:
