@@ -20,7 +20,7 @@ packets). Predictors, in the word's own units (Velodyne 2 mm, Ouster mm or 8 mm)
 Contexts: for pixel words the bucketed tokens of the left neighbour (same row) and of the
 neighbour above (row ``up_row[p]``, decoded earlier in the same column: the nearest beam in
 elevation), and for non-range words whether the pixel's range
-is zero; for series words the previous token of the same word.
+is zero, predicted closely, or jumped; for series words the previous token of the same word.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from pipeline.codecs._qkernels import NB, bucket
 
 RANGE = 1
 PLAIN = 0
-PIX_CTX = 2 * NB * NB
+GATE_TOK = 6  # a range token above this (a jump) puts the pixel's other words in their own contexts
+PIX_CTX = 3 * NB * NB
 
 
 def n_contexts(n_pkt: int, n_col: int, n_pix: int) -> int:
@@ -118,6 +119,7 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
     last = np.zeros((n_pix, nxw), np.int64)
     ltok = np.zeros((n_pix, nxw), np.int64)
     cur = np.zeros(nxw, np.int64)
+    ctok = np.zeros(nxw, np.int64)
     k = 0
     ncol_seen = 0
     for i in range(n):
@@ -159,12 +161,13 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                             last[p, w] = v
                     else:
                         g = pix_words[w, 3]
-                        if g >= 0 and cur[g] == 0:
-                            cb += NB * NB
+                        if g >= 0:
+                            cb += NB * NB * (1 if cur[g] == 0 else (0 if ctok[g] <= GATE_TOK else 2))
                         u = zigzag(_wrap(v - last[pr, w], size))
                         last[p, w] = v
                     t = _emit(u, cb, k, sym, ctx, bbuf, bst)
                     k += 1
+                    ctok[w] = t
                     ltok[p, w] = t
     return k
 
@@ -187,6 +190,7 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
     last = np.zeros((n_pix, nxw), np.int64)
     ltok = np.zeros((n_pix, nxw), np.int64)
     cur = np.zeros(nxw, np.int64)
+    ctok = np.zeros(nxw, np.int64)
     ncol_seen = 0
     for i in range(n):
         row = out[i]
@@ -228,12 +232,13 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                             last[p, w] = v
                     else:
                         g = pix_words[w, 3]
-                        if g >= 0 and cur[g] == 0:
-                            cb += NB * NB
+                        if g >= 0:
+                            cb += NB * NB * (1 if cur[g] == 0 else (0 if ctok[g] <= GATE_TOK else 2))
                         t, u = _take(cb, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
                         v = (last[pr, w] + unzigzag(u)) & mask
                         last[p, w] = v
                     cur[w] = v
+                    ctok[w] = t
                     _wr(row, po + pix_words[w, 0], size, v)
                     ltok[p, w] = t
         if rst[2] or bst[3]:

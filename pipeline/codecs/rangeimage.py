@@ -369,7 +369,7 @@ class RangeImageCodec:
             other = zc.compress(other_idx.astype(np.uint32).tobytes() + lens.tobytes()
                                 + b"".join(payloads[i] for i in other_idx.tolist()))
         counts = struct.pack("<III", nd, len(other_idx), blen)
-        payload = C.sections(counts, layout.to_bytes(), C.zpack(tab[:tlen], self.zstd_level), out[start:], bbuf[:blen], times, other)
+        payload = C.sections(counts, C.zpack(layout.to_bytes(), self.zstd_level), C.zpack(tab[:tlen], self.zstd_level), out[start:], bbuf[:blen], times, other)
         return C.pack(NAME, flags, n, nd, payload)
 
     def decode(self, blob: bytes | bytearray | memoryview) -> DecodedPackets:
@@ -381,7 +381,7 @@ class RangeImageCodec:
         if len(cb) != 12:
             raise CodecError(f"{NAME}: bad counts section", NAME)
         nd, no, blen = struct.unpack("<III", cb)
-        layout = PacketLayout.from_bytes(s.take("layout"))
+        layout = PacketLayout.from_bytes(C.zunpack(s.take("layout"), 1 << 20, NAME, "layout"))
         tables_z = s.take("tables")
         stream = np.frombuffer(s.take("stream"), np.uint8)
         bits = np.frombuffer(s.take("bits"), np.uint8)
