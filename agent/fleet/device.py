@@ -28,8 +28,10 @@ import signal
 import sys
 import threading
 import time
+import sqlite3
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from agent.fleet.handlers import JobHandlers
 from agent.fleet.jobs import Job, JobLedger, JobState, JobVerifier
 from agent.fleet.telemetry import TelemetrySource, disk, temperatures
 from agent.keys import Signer
+from agent.store._sqlite import connect
 from agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -76,7 +79,7 @@ class DeviceClient:
     store's ``device_signer()``) signs status, events and job updates (``device_sig``).
     """
 
-    def __init__(self, cfg: FleetConfig, device_id: str, db: str | Path, handlers: JobHandlers, *,
+    def __init__(self, cfg: FleetConfig, device_id: str, db: str | Path | sqlite3.Connection, handlers: JobHandlers, *,
                  state_dir: str | Path = "state", telemetry: TelemetrySource | None = None,
                  device_key: Signer | None = None,
                  on_restart: Callable[[], None] | None = None) -> None:
@@ -87,8 +90,12 @@ class DeviceClient:
         self.telemetry_source = telemetry
         self.device_key = device_key
         self.on_restart = on_restart
-        self.outbox = Outbox(db)
-        self.ledger = JobLedger(db)
+        # One connection for outbox and ledger, so a ledger change and the update it causes
+        # are one fsync'd commit (WAL, synchronous=FULL) rather than two.
+        self._own_conn = not isinstance(db, sqlite3.Connection)
+        self._conn = connect(db) if self._own_conn else db  # type: ignore[arg-type]
+        self.outbox = Outbox(self._conn)
+        self.ledger = JobLedger(self._conn)
         self.verifier = JobVerifier(device_id, cfg.trusted_keys, self.ledger, max_bytes=cfg.max_job_bytes,
                                     max_validity_s=cfg.max_job_validity_s, clock_skew_s=cfg.clock_skew_s)
         self.root = cfg.topic_root
@@ -144,6 +151,8 @@ class DeviceClient:
         self.link.stop()
         self.outbox.close()
         self.ledger.close()
+        if self._own_conn:
+            self._conn.close()
 
     def __enter__(self) -> DeviceClient:
         return self
@@ -181,6 +190,21 @@ class DeviceClient:
             return self.outbox.count(OUTBOX_KIND)
 
     # -- helpers ---------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One durable transaction on the shared connection (re-entrant: an inner use joins)."""
+        with self._db_lock:
+            if self._conn.in_transaction:
+                yield
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
     def _topic(self, leaf: str) -> str:
         return T.device_topic(self.root, self.device_id, leaf)
 
@@ -191,7 +215,7 @@ class DeviceClient:
 
     def _update(self, job_id: str, state: JobState, progress: float | None = None,
                 details: Mapping[str, Any] | None = None) -> str:
-        with self._db_lock:
+        with self._tx():  # the ledger's state and the queued update commit together
             seq = self.ledger.next_seq(job_id, state)
             uid = f"{job_id}/{seq}"
             body = {"update_id": uid, "job_id": job_id, "device_id": self.device_id, "seq": seq,
@@ -242,11 +266,12 @@ class DeviceClient:
                 time.sleep(0.5)
 
     def _drain_acks(self) -> None:
+        done: list[int] = []
         while True:
             try:
                 mid, ok = self._acks.get_nowait()
             except queue.Empty:
-                return
+                break
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # status/telemetry, or a message paho re-sent after we gave up on it
@@ -254,14 +279,20 @@ class DeviceClient:
             self._inflight_items.discard(item_id)
             if ok:
                 self._sent_once.discard(item_id)
-                with self._db_lock:
-                    self.outbox.done(item_id)
-                    if self._restart_after is not None:
-                        item = self.outbox.get(OUTBOX_KIND, self._restart_after)
-                        if item is not None and item.state == "done":
-                            self._restart_after = None
-                            if self.on_restart:
-                                threading.Thread(target=self.on_restart, daemon=True).start()
+                done.append(item_id)
+        if not done:
+            return
+        restart = False
+        with self._tx():  # every PUBACK that has arrived: one commit
+            for item_id in done:
+                self.outbox.done(item_id)
+            if self._restart_after is not None:
+                item = self.outbox.get(OUTBOX_KIND, self._restart_after)
+                restart = item is not None and item.state == "done"
+        if restart:  # only once the acknowledged update is committed
+            self._restart_after = None
+            if self.on_restart:
+                threading.Thread(target=self.on_restart, daemon=True).start()
 
     def _drain_intake(self) -> None:
         while True:
@@ -270,14 +301,16 @@ class DeviceClient:
             except queue.Empty:
                 return
             try:
-                with self._db_lock:
+                # The ledger row (job id and nonce seen) and its QUEUED update: one commit, so
+                # a crash leaves either nothing or an accepted job with its update queued.
+                with self._tx():
                     job = self.verifier.verify(raw)
+                    self._update(job.job_id, JobState.QUEUED)
             except JobRejected as rej:
                 log.warning("job rejected: %s", rej)
                 if rej.tell and rej.job_id:
                     self._update(rej.job_id, JobState.REJECTED, details={"reason": rej.reason})
                 continue
-            self._update(job.job_id, JobState.QUEUED)
             self._jobs.put(job)
 
     def _pump(self) -> None:

@@ -160,19 +160,21 @@ class JobLedger:
     def next_seq(self, job_id: str, state: JobState) -> int:
         """Take the next update sequence number of ``job_id`` and record its state."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            own = not self._conn.in_transaction  # else join the caller's transaction
+            if own:
+                self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute("SELECT next_seq FROM fleet_jobs WHERE job_id=?", (job_id,)).fetchone()
-                if row is None:  # a rejected job that was never accepted: one update, seq 0
+                if row is not None:
+                    self._conn.execute("UPDATE fleet_jobs SET next_seq = next_seq + 1, state = ? WHERE job_id = ?",
+                                       (state.value, job_id))
+                if own:
                     self._conn.execute("COMMIT")
-                    return 0
-                self._conn.execute("UPDATE fleet_jobs SET next_seq = next_seq + 1, state = ? WHERE job_id = ?",
-                                   (state.value, job_id))
-                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if own:
+                    self._conn.execute("ROLLBACK")
                 raise
-        return int(row[0])
+        return 0 if row is None else int(row[0])  # None: a rejected job never accepted, one update
 
     def unfinished(self) -> list[tuple[str, str]]:
         """(job_id, state) of accepted jobs that never reached a final state (agent died)."""

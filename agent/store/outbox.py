@@ -68,16 +68,22 @@ class Outbox:
         key again returns the existing item unchanged (``created`` False)."""
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            # Inside a caller's open transaction on a shared connection (e.g. a job ledger
+            # row and its update in one commit), join it: the caller commits or rolls back.
+            own = not self._conn.in_transaction
+            if own:
+                self._conn.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._conn.execute(
                     "INSERT OR IGNORE INTO outbox (kind, key, payload, created) VALUES (?, ?, ?, ?)",
                     (kind, key, body, time.time()),
                 )
                 created = cur.rowcount == 1
-                self._conn.execute("COMMIT")
+                if own:
+                    self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if own:
+                    self._conn.execute("ROLLBACK")
                 raise
         item = self.get(kind, key)
         assert item is not None

@@ -196,3 +196,46 @@ def test_temperatures_reads_thermal_zones(tmp_path: Path) -> None:
     bad.mkdir()
     (bad / "temp").write_text("garbage")
     assert temperatures(tmp_path) == {"cpu-thermal": 48.312}
+
+
+def test_accepting_a_job_and_queueing_its_update_is_one_commit(tmp_path: Path, key: SigningKey) -> None:
+    """The ledger row (job id, nonce seen) and the QUEUED update land in one fsync'd commit: a
+    crash between them leaves no half-accepted job (it would be refused as a replay when the
+    broker redelivers it, and never run)."""
+    import sqlite3
+
+    from agent.fleet import FleetConfig
+    from agent.fleet.device import OUTBOX_KIND, DeviceClient
+    from agent.store._sqlite import connect
+
+    conn = connect(tmp_path / "agent.db")
+    dev = DeviceClient(FleetConfig(trusted_keys=[key.verify_key.encode().hex()]), "dev-1", conn, {},
+                       state_dir=tmp_path)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    job = sign_job(key, "dev-1", "start_capture")
+    raw = json.dumps(job).encode()
+
+    real_put = dev.outbox.put
+
+    def crash(*a: object, **k: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error (simulated crash)")
+
+    dev.outbox.put = crash  # type: ignore[method-assign]
+    dev._on_message("edge/v1/dev-1/jobs/notify", raw)
+    with pytest.raises(sqlite3.OperationalError, match="simulated"):
+        dev._drain_intake()
+    assert not dev.ledger.seen(job["job_id"])  # rolled back together: not taken, not "seen"
+
+    dev.outbox.put = real_put  # type: ignore[method-assign]
+    statements.clear()
+    dev._on_message("edge/v1/dev-1/jobs/notify", raw)  # the broker redelivers it
+    dev._drain_intake()
+    assert dev.ledger.state(job["job_id"]) == "QUEUED"
+    (item,) = dev.outbox.pending(OUTBOX_KIND)
+    assert item.payload["body"]["state"] == "QUEUED" and item.payload["body"]["job_id"] == job["job_id"]
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+    assert dev._jobs.get_nowait().job_id == job["job_id"]
+    dev.outbox.close()
+    dev.ledger.close()
+    conn.close()
