@@ -80,7 +80,7 @@ class Minter:
         return 0
 
     def file(self, file_id: int) -> dict[str, Any]:
-        f = self.client.call(self.registry.functions.getFile(file_id), "getFile")
+        f = self.client.call(self.registry.functions.getFileInfo(file_id), "getFileInfo")
         keys = ("id", "ownerAddress", "url", "hash", "proofsCount", "rewardTokenId", "timestamp")
         return dict(zip(keys, f, strict=True))
 

@@ -11,7 +11,10 @@ import {DataAnchoringToken} from "./DataAnchoringToken.sol";
 /// A proof is an EIP-191 personal-sign signature by an allow-listed verifier over
 /// keccak256(abi.encode(ProofData{id, score, fileUrl, proofUrl})), the layout of LazAI's
 /// IDataRegistry. requestReward mints the file's DAT class (integrity hash = the file's hash)
-/// to the file owner, once per file.
+/// to the file owner, once per file. getFile's FileResponse and the FileAdded / ProofAdded /
+/// RewardRequested events have LazAI's exact layouts (alith's IDataRegistry), so a LazAI
+/// client decodes them; what LazAI has no field for is in getFileInfo, ProofVerified and
+/// RewardMinted. See contracts/README.md for what matches and what does not.
 contract DataRegistry is AccessControl {
     bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
 
@@ -27,7 +30,19 @@ contract DataRegistry is AccessControl {
         ProofData data;
     }
 
+    /// LazAI's FileResponse: proofIndex is the proof that was rewarded and rewardAmount the
+    /// units minted, both 0 until requestReward.
     struct FileResponse {
+        uint256 id;
+        address ownerAddress;
+        string url;
+        string hash;
+        uint256 proofIndex;
+        uint256 rewardAmount;
+    }
+
+    /// This registry's fuller view of a file (getFileInfo).
+    struct FileInfo {
         uint256 id;
         address ownerAddress;
         string url;
@@ -45,10 +60,14 @@ contract DataRegistry is AccessControl {
         uint256 proofsCount;
         uint256 rewardTokenId;
         uint256 timestamp;
+        uint256 proofIndex;
+        uint256 rewardAmount;
         mapping(uint256 index => Proof) proofs;
         mapping(bytes32 digest => bool) proofSeen;
     }
 
+    /// LazAI's name() and version(): which registry this is.
+    string public constant name = "edge-agent DataRegistry";
     DataAnchoringToken public immutable token;
     uint256 public rewardUnits;
     string public policyURI;
@@ -57,18 +76,15 @@ contract DataRegistry is AccessControl {
     mapping(bytes32 urlHash => uint256 fileId) private _fileIdByUrl;
     mapping(bytes32 integrityHash => uint256 fileId) public fileIdByHash;
 
-    event FileAdded(uint256 indexed fileId, address indexed ownerAddress, string url, string hash);
-    event ProofAdded(
-        uint256 indexed fileId,
-        address indexed ownerAddress,
-        uint256 proofIndex,
-        address indexed verifier,
-        uint256 score,
-        string proofUrl
-    );
+    // LazAI's events, same signatures (topic 0) and indexing.
+    event FileAdded(uint256 indexed fileId, address indexed ownerAddress, string url);
+    event ProofAdded(uint256 indexed fileId, address indexed ownerAddress, uint256 proofIndex, string proofUrl);
     event RewardRequested(
-        uint256 indexed fileId, uint256 proofIndex, uint256 indexed tokenId, address indexed ownerAddress, uint256 units
+        address indexed contributorAddress, uint256 indexed fileId, uint256 indexed proofIndex, uint256 rewardAmount
     );
+    // What LazAI's events do not carry: the proof's signer and score, the DAT class minted.
+    event ProofVerified(uint256 indexed fileId, uint256 proofIndex, address indexed verifier, uint256 score);
+    event RewardMinted(uint256 indexed fileId, uint256 indexed tokenId, address indexed ownerAddress, uint256 units);
     event RewardParamsChanged(uint256 rewardUnits, string policyURI);
 
     error UrlAlreadyUsed(string url, uint256 fileId);
@@ -86,6 +102,10 @@ contract DataRegistry is AccessControl {
         token = token_;
         rewardUnits = rewardUnits_;
         policyURI = policyURI_;
+    }
+
+    function version() external pure returns (uint256) {
+        return 1;
     }
 
     function setRewardParams(uint256 rewardUnits_, string calldata policyURI_) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -112,7 +132,7 @@ contract DataRegistry is AccessControl {
         f.timestamp = block.timestamp;
         _fileIdByUrl[urlKey] = fileId;
         fileIdByHash[integrity] = fileId;
-        emit FileAdded(fileId, msg.sender, url, hash);
+        emit FileAdded(fileId, msg.sender, url);
     }
 
     /// @notice Attach a verifier's signed proof to a file. Returns the 1-based proof index.
@@ -128,7 +148,8 @@ contract DataRegistry is AccessControl {
         f.proofSeen[digest] = true;
         proofIndex = ++f.proofsCount;
         f.proofs[proofIndex] = proof;
-        emit ProofAdded(fileId, f.ownerAddress, proofIndex, signer, proof.data.score, proof.data.proofUrl);
+        emit ProofAdded(fileId, f.ownerAddress, proofIndex, proof.data.proofUrl);
+        emit ProofVerified(fileId, proofIndex, signer, proof.data.score);
     }
 
     /// @notice Mint the file's DAT to its owner. Once per file; anyone may call.
@@ -141,12 +162,22 @@ contract DataRegistry is AccessControl {
         // the same integrity hash.
         tokenId = token.mintClass(f.ownerAddress, rewardUnits, f.url, f.integrityHash, policyURI, f.ownerAddress, true);
         f.rewardTokenId = tokenId;
-        emit RewardRequested(fileId, proofIndex, tokenId, f.ownerAddress, rewardUnits);
+        f.proofIndex = proofIndex;
+        f.rewardAmount = rewardUnits;
+        emit RewardRequested(f.ownerAddress, fileId, proofIndex, rewardUnits);
+        emit RewardMinted(fileId, tokenId, f.ownerAddress, rewardUnits);
     }
 
+    /// LazAI's view of a file.
     function getFile(uint256 fileId) external view returns (FileResponse memory) {
         File storage f = _file(fileId);
-        return FileResponse(fileId, f.ownerAddress, f.url, f.hash, f.proofsCount, f.rewardTokenId, f.timestamp);
+        return FileResponse(fileId, f.ownerAddress, f.url, f.hash, f.proofIndex, f.rewardAmount);
+    }
+
+    /// This registry's fuller view: proofs added so far, the DAT class minted, registration time.
+    function getFileInfo(uint256 fileId) external view returns (FileInfo memory) {
+        File storage f = _file(fileId);
+        return FileInfo(fileId, f.ownerAddress, f.url, f.hash, f.proofsCount, f.rewardTokenId, f.timestamp);
     }
 
     function getFileIdByUrl(string calldata url) external view returns (uint256) {

@@ -107,24 +107,30 @@ def test_registry_path_mints_once_to_the_owner_with_events(env: Env):
     rec = reg(env, "alice", "addFile", url, h)
     (ev,) = env.registry.events.FileAdded().process_receipt(rec, errors=DISCARD)
     fid = ev.args.fileId
-    assert ev.args.ownerAddress == env.client("alice").address and ev.args.hash == h
+    assert ev.args.ownerAddress == env.client("alice").address and ev.args.url == url
     assert env.registry.functions.getFileIdByUrl(url).call() == fid
     with pytest.raises(TransactionReverted, match=f"ProofNotFound\\({fid}, 1\\)"):
         reg(env, "bob", "requestReward", fid, 1)
     rec = reg(env, "bob", "addProof", fid, _proof(env.verifier, fid, url))  # anyone may submit a signed proof
     (ev,) = env.registry.events.ProofAdded().process_receipt(rec, errors=DISCARD)
+    assert (ev.args.proofIndex, ev.args.proofUrl) == (1, url + "#proof")
+    (ev,) = env.registry.events.ProofVerified().process_receipt(rec, errors=DISCARD)
     assert (ev.args.proofIndex, ev.args.verifier, ev.args.score) == (1, env.verifier.address, 100)
     with pytest.raises(TransactionReverted, match="ProofAlreadyAdded"):
         reg(env, "bob", "addProof", fid, _proof(env.verifier, fid, url))
     rec = reg(env, "bob", "requestReward", fid, 1)
     (ev,) = env.registry.events.RewardRequested().process_receipt(rec, errors=DISCARD)
+    assert (ev.args.contributorAddress, ev.args.fileId, ev.args.proofIndex, ev.args.rewardAmount) == (
+        env.client("alice").address, fid, 1, 1000)
+    (ev,) = env.registry.events.RewardMinted().process_receipt(rec, errors=DISCARD)
     tid = ev.args.tokenId
     (cc,) = env.token.events.ClassCreated().process_receipt(rec, errors=DISCARD)
     assert cc.args.id == tid and cc.args.integrityHash == bytes.fromhex(h[2:])
     alice = env.client("alice").address
     assert env.token.functions.balanceOf(alice, tid).call() == 1000  # to the owner, not the caller
     assert env.token.functions.tokenIdByHash(bytes.fromhex(h[2:])).call() == tid
-    f = env.registry.functions.getFile(fid).call()
+    assert env.registry.functions.getFile(fid).call() == (fid, alice, url, h, 1, 1000)  # LazAI's FileResponse
+    f = env.registry.functions.getFileInfo(fid).call()
     assert (f[0], f[1], f[2], f[3], f[4], f[5]) == (fid, alice, url, h, 1, tid)
     with pytest.raises(TransactionReverted, match=f"AlreadyRewarded\\({fid}, {tid}\\)"):
         reg(env, "alice", "requestReward", fid, 1)
@@ -156,7 +162,7 @@ def test_registry_refuses_wrong_verifier_and_mismatched_proof(env: Env):
     tampered = (sig, (data[0], 99, data[2], data[3]))  # score changed after signing
     with pytest.raises(TransactionReverted, match="InvalidVerifier"):
         reg(env, "alice", "addProof", fid, tampered)
-    assert env.registry.functions.getFile(fid).call()[4] == 0
+    assert env.registry.functions.getFileInfo(fid).call()[4] == 0
 
 
 # ---------------------------------------------------------------------- usage rights
@@ -289,3 +295,46 @@ def test_reentrant_claim_is_paid_once(env: Env):
     assert env.w3.eth.get_balance(attacker) == 5 * 10**17
     _, claimed, unclaimed, _ = env.token.functions.revenueOf(tid, ETH).call()
     assert (claimed, unclaimed) == (5 * 10**17, 5 * 10**17)
+
+
+# ---------------------------------------------------------------------- LazAI compatibility
+
+# LazAI's IDataRegistry as published in alith's SDK (0xLazAI/alith, the `sol!` block of its
+# contracts module): canonical signatures of what a LazAI client calls and decodes.
+LAZAI_FUNCTIONS = {
+    "addFile(string,string)": ["uint256"],
+    "addProof(uint256,(bytes,(uint256,uint256,string,string)))": None,  # LazAI returns nothing; extra outputs are ignored
+    "requestReward(uint256,uint256)": None,
+    "getFile(uint256)": ["(uint256,address,string,string,uint256,uint256)"],
+    "getFileIdByUrl(string)": ["uint256"],
+    "getFileProof(uint256,uint256)": ["(bytes,(uint256,uint256,string,string))"],
+    "filesCount()": ["uint256"],
+    "name()": ["string"],
+    "version()": ["uint256"],
+    "token()": ["address"],
+}
+LAZAI_EVENTS = {
+    "FileAdded(uint256,address,string)": [True, True, False],
+    "ProofAdded(uint256,address,uint256,string)": [True, True, False, False],
+    "RewardRequested(address,uint256,uint256,uint256)": [True, True, True, False],
+}
+
+
+def _canon(t: dict) -> str:
+    if t["type"].startswith("tuple"):
+        return "(" + ",".join(_canon(c) for c in t["components"]) + ")" + t["type"][5:]
+    return t["type"]
+
+
+def test_registry_abi_matches_lazai_interface():
+    abi = artifact("DataRegistry")["abi"]
+    funcs = {f"{e['name']}({','.join(_canon(i) for i in e['inputs'])})": [_canon(o) for o in e["outputs"]]
+             for e in abi if e["type"] == "function"}
+    for sig, outputs in LAZAI_FUNCTIONS.items():
+        assert sig in funcs, f"missing {sig}"
+        if outputs is not None:
+            assert funcs[sig] == outputs, sig
+    events = {f"{e['name']}({','.join(_canon(i) for i in e['inputs'])})": [i["indexed"] for i in e["inputs"]]
+              for e in abi if e["type"] == "event"}
+    for sig, indexed in LAZAI_EVENTS.items():
+        assert events.get(sig) == indexed, sig

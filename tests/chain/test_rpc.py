@@ -189,3 +189,55 @@ def test_cli_mint_show_usage_settle_claim(deployed: ChainConfig, tmp_path: Path)
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     r = run(cli, [*base, "mint", str(tmp_path / "bad.json")])
     assert r.exit_code != 0 and "does not match its flows" in str(r.exception)
+
+
+_KILLED_MINT = """
+import os, signal, sys
+from pathlib import Path
+from agent.chain import ChainConfig, Idao, Verifier
+from tests.chain.conftest import dataset, key
+cfg = ChainConfig.model_validate_json(sys.argv[1])
+n, stage_at, step_at, state = int(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5])
+
+def die(stage, step, stx):
+    if (stage, step) == (stage_at, step_at):
+        (state / "killed-tx").write_text(stx.tx_hash)
+        os.kill(os.getpid(), signal.SIGKILL)  # no finally, no atexit, no flush: a real crash
+
+with Idao.open(cfg, state, device_key=key("rpc device"), verifier=Verifier(key("rpc verifier"))) as dev:
+    dev.mint(dataset(n), hook=die)
+sys.exit(3)  # not reached when the hook fires
+"""
+
+
+@pytest.mark.parametrize(("stage", "step"), [("sent", "addFile"), ("stored", "addProof"), ("sent", "requestReward")])
+def test_process_sigkilled_mid_mint_then_resumed_in_a_new_process(deployed: ChainConfig, tmp_path: Path,
+                                                                   stage: str, step: str):
+    """The agent process dies by SIGKILL between storing/sending a tx and its receipt; a new
+    process with the same state directory (durable SQLite outbox) finishes the mint: one DAT,
+    three transactions in all, the killed process's tx reused rather than signed again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    n = next(_n)
+    ds, state = dataset(n), tmp_path / "dev"
+    state.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MINT, deployed.model_dump_json(), str(n), stage, step,
+                           str(state)], cwd=Path(__file__).parents[2], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    killed_tx = (state / "killed-tx").read_text()
+    with open_idao(deployed, state) as dev:
+        nonce_before = dev.client.nonce()
+        assert dev.outbox.count("tx") >= 1  # the interrupted step survived the crash on disk
+        (res,) = dev.resume([ds])
+        assert res.sent[step] == killed_tx  # the same signed bytes, not a second tx
+        assert classes_with_root(dev, ds) == 1 and res.token_id > 0
+        assert dev.outbox.count("tx") == 0
+        # Three steps, three nonces in all, across both processes ("stored" never reached the node).
+        later = {"addFile": 3, "addProof": 2, "requestReward": 1}[step] - (stage == "sent")
+        assert dev.client.nonce() - nonce_before == later
+        again = dev.mint(ds)
+        assert again.already_minted and again.token_id == res.token_id
