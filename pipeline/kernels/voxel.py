@@ -67,11 +67,18 @@ def _keys(xyz: np.ndarray, voxel: float, min_bound: np.ndarray, bx: int, by: int
     ``floor((p - min_bound) / voxel)``, computed in float64 exactly as Open3D does."""
     n = xyz.shape[0]
     keys = np.empty(n, dtype=np.int64)
-    for i in range(n):  # a division, not a multiplication by 1/voxel: Open3D's exact indices
-        qx = np.int64(np.floor((np.float64(xyz[i, 0]) - min_bound[0]) / voxel))
-        qy = np.int64(np.floor((np.float64(xyz[i, 1]) - min_bound[1]) / voxel))
-        qz = np.int64(np.floor((np.float64(xyz[i, 2]) - min_bound[2]) / voxel))
-        keys[i] = qx | (qy << bx) | (qz << (bx + by))
+    # One axis per loop (about a third faster than all three in one loop), and a division,
+    # not a multiplication by 1/voxel: Open3D's exact indices.
+    m0 = min_bound[0]
+    for i in range(n):
+        keys[i] = np.int64(np.floor((np.float64(xyz[i, 0]) - m0) / voxel))
+    m1 = min_bound[1]
+    for i in range(n):
+        keys[i] |= np.int64(np.floor((np.float64(xyz[i, 1]) - m1) / voxel)) << bx
+    m2 = min_bound[2]
+    s2 = bx + by
+    for i in range(n):
+        keys[i] |= np.int64(np.floor((np.float64(xyz[i, 2]) - m2) / voxel)) << s2
     return keys
 
 
