@@ -219,3 +219,21 @@ def test_real_drive_gyro_agrees_with_course_and_bad_fixes_give_no_pose() -> None
     inside = (k >= 0) & (k < len(track.t) - 1)
     beside_bad = inside & (bad[np.clip(k, 0, None)] | bad[np.clip(k + 1, 0, len(bad) - 1)])
     assert beside_bad.any() and (status[beside_bad] == PoseStatus.BAD_FIX).all()
+
+
+def test_extrinsics_rotation_and_lever_arm_from_config() -> None:
+    from agent.config import load_config
+
+    cfg = load_config(overrides={"georef.lidar": {"xyz": [1.0, 0.0, 2.0], "rpy_deg": [0.0, 10.0, 90.0]},
+                                 "georef.antenna_xyz": [0.0, 0.0, 0.0]}).georef
+    geo = Georeferencer(cfg)
+    for k in range(5):  # heading north at 10 m/s
+        geo.add(_fix(T0 + k * 0.1, 0.0, k * 1.0, 0.0, course=0.0))
+    # a point 10 m along the sensor's x axis: the sensor looks left (yaw 90) and 10 deg down
+    res = georeference(np.array([[10.0, 0.0, 0.0]]), np.array([T0 + 0.2]), geo.track, geo.rotation,
+                       geo.translation, strict=True)
+    enu = res.enu(ORIGIN)[0]
+    # vehicle frame: forward = north, left = west; sensor x → vehicle left, tilted down
+    c, s = math.cos(math.radians(10)), math.sin(math.radians(10))
+    expected = np.array([-10.0 * c, 2.0 + 1.0, 2.0 - 10.0 * s])  # east, north (2 m travelled + 1 m lever), up
+    assert np.allclose(enu, expected, atol=1e-3)
