@@ -207,6 +207,9 @@ def test_rejected_jobs_do_nothing(broker: Broker, fleet_key: SigningKey, device_
     assert reasons["wrong"].startswith("wrong target") and reasons["expired"] == "expired"
     assert reasons["malformed"].startswith("malformed: params")
     assert [(a["type"], a["params"]) for a in dev.actions()] == [("start_capture", {"n": 1}), ("seal_dataset", {"n": 2})]
+    # the replay was dropped, not answered: the executed job's history is untouched (updates
+    # leave the outbox in order, so anything about it would have come before the last job's)
+    assert states(f.history) == ["QUEUED", "IN_PROGRESS", "SUCCEEDED"]
     # the dropped ones are counted (telemetry carries the counters)
     view_counts: dict[str, Any] = {}
     import paho.mqtt.subscribe as sub  # one retained-less message: the next telemetry
