@@ -51,24 +51,22 @@ def unzigzag(u):
 
 def _tables() -> tuple[np.ndarray, np.ndarray]:
     tok = np.zeros(1024, np.int64)
-    top = np.zeros(1024, np.int64)
+    nbits = np.zeros(1024, np.int64)
     for u in range(1024):
         e = u.bit_length() - 1
-        top[u] = max(e, 0)
+        nbits[u] = 0 if u < 16 else e - 1
         tok[u] = u if u < 16 else 16 + 2 * (e - 4) + ((u >> (e - 1)) & 1)
-    return tok, top
+    return tok, nbits
 
 
-_TOK, _TOP = _tables()
+_TOK, _NBITS = _tables()
 
 
 @njit(cache=True, inline="always")
 def token_of(u):
     """(token, number of extra bits, extra bits) of ``u >= 0``."""
-    if u < 16:
-        return u, 0, 0
-    if u < 1024:
-        nb = _TOP[u] - 1
+    if u < 1024:  # table: no data-dependent branch
+        nb = _NBITS[u]
         return _TOK[u], nb, u & ((np.int64(1) << nb) - 1)
     e = 10
     while (u >> (e + 1)) != 0:
@@ -364,3 +362,124 @@ def rans_get(buf, end, st, c, freq, cum, lut):
 def rans_done(st, end):
     """True when the stream ended exactly as the encoder started it."""
     return st[2] == 0 and st[0] == RANS_L and st[1] == end
+
+
+# -- the same coder with its state in local variables (the hot loops: no array round trips) ------
+
+@njit(cache=True, inline="always")
+def put_bits(buf, acc, cnt, pos, nbits, value):
+    """Append ``nbits`` (<= 62) of ``value`` (LSB first, the same stream as :func:`bits_put`);
+    ``cnt < 32`` on entry and exit. Returns the new (acc, cnt, pos)."""
+    while nbits > 0:
+        take = min(nbits, 32)
+        acc |= (value & ((np.int64(1) << take) - 1)) << cnt
+        cnt += take
+        if cnt >= 32:
+            buf[pos] = acc & 0xFF
+            buf[pos + 1] = (acc >> 8) & 0xFF
+            buf[pos + 2] = (acc >> 16) & 0xFF
+            buf[pos + 3] = (acc >> 24) & 0xFF
+            pos += 4
+            acc >>= 32
+            cnt -= 32
+        value >>= take
+        nbits -= take
+    return acc, cnt, pos
+
+
+@njit(cache=True, inline="always")
+def put_flush(buf, acc, cnt, pos):
+    while cnt > 0:
+        buf[pos] = acc & 0xFF
+        pos += 1
+        acc >>= 8
+        cnt -= 8
+    return pos
+
+
+@njit(cache=True, inline="always")
+def put_token(u, c, k, sym, ctx, bbuf, acc, cnt, pos):
+    """Token of ``u`` under context ``c`` at ``sym[k]``, extra bits to ``bbuf``. Branch-free in
+    the common case (``cnt < 8`` on entry and exit, up to 32 extra bits): the five bytes that
+    may hold bits are always stored, the position advances by the whole bytes written."""
+    tok, nb, ex = token_of(u)
+    sym[k] = tok
+    ctx[k] = c
+    if nb > 32:  # rare: huge values
+        acc, cnt, pos = put_bits(bbuf, acc, cnt, pos, nb, ex)
+        while cnt >= 8:
+            bbuf[pos] = acc & 0xFF
+            pos += 1
+            acc >>= 8
+            cnt -= 8
+        return tok, acc, cnt, pos
+    acc |= ex << cnt
+    cnt += nb
+    bbuf[pos] = acc & 0xFF
+    bbuf[pos + 1] = (acc >> 8) & 0xFF
+    bbuf[pos + 2] = (acc >> 16) & 0xFF
+    bbuf[pos + 3] = (acc >> 24) & 0xFF
+    bbuf[pos + 4] = (acc >> 32) & 0xFF
+    whole = cnt >> 3
+    pos += whole
+    acc >>= 8 * whole
+    cnt &= 7
+    return tok, acc, cnt, pos
+
+
+@njit(cache=True, inline="always")
+def get_token(c, rbuf, rend, freq, cum, lut, bbuf, bend, x, rp, acc, cnt, bp, err):
+    """Decode one value under context ``c``: returns (token, value, x, rp, acc, cnt, bp, err)."""
+    slot = x & (SCALE - 1)
+    s = np.int64(lut[c, slot])
+    f = np.int64(freq[c, s])
+    if f == 0:
+        err = 1
+        f = 1
+    x = f * (x >> SCALE_BITS) + slot - cum[c, s]
+    while x < RANS_L:
+        b = np.int64(0)
+        if rp < rend:
+            b = np.int64(rbuf[rp])
+        else:
+            err = 1
+            x = RANS_L
+        x = (x << 8) | b
+        rp += 1
+    nb = 0 if s < 16 else 3 + (s - 16) // 2
+    v = s
+    if nb:
+        ex = np.int64(0)
+        shift = 0
+        left = nb
+        while left > 0:
+            take = min(left, 32)
+            while cnt < take:
+                if bp < bend:
+                    acc |= np.int64(bbuf[bp]) << cnt
+                    bp += 1
+                else:
+                    err = 1
+                cnt += 8
+            ex |= (acc & ((np.int64(1) << take) - 1)) << shift
+            acc >>= take
+            cnt -= take
+            shift += take
+            left -= take
+        v = ((np.int64(2) | ((s - 16) & 1)) << nb) | ex
+    return s, v, x, rp, acc, cnt, bp, err
+
+
+@njit(cache=True, inline="always")
+def rans_start(buf, end):
+    """(x, position, err) after reading the 4 state bytes."""
+    x = np.int64(0)
+    err = 0
+    for i in range(4):
+        b = np.int64(0)
+        if i < end:
+            b = np.int64(buf[i])
+        else:
+            err = 1
+        x = (x << 8) | b
+    return x, 4, err

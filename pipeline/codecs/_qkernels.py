@@ -25,8 +25,12 @@ from pipeline.codecs._entropy import (
     bits_get,
     bits_put,
     extra_bits_of,
+    get_token,
+    put_flush,
+    put_token,
     rans_get,
     rans_init,
+    rans_start,
     token_of,
     unzigzag,
     value_of,
@@ -60,6 +64,9 @@ def bucket(tok):
     if tok <= 17:
         return 4
     return 5
+
+
+_BK = np.array([0] + [1] * 2 + [2] * 3 + [3] * 5 + [4] * 7 + [5] * 118, np.int64)  # bucket() as a table
 
 
 @njit(cache=True, inline="always")
@@ -102,9 +109,9 @@ def _predict(px1, py1, pz1, px2, py2):
 def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     """Tokens of a cloud in scan order. ``q`` (n, 3) int64 quantized; ``ring`` (n,) int64 in
     ``[0, nrings)``; ``attrs`` (n, A) int64 (integer values or float bit patterns). Returns the
-    number of tokens written to ``sym``/``ctx`` (extra bits go to ``bbuf`` via ``bst``).
-    ``stats[0]`` counts *reversals*: points that turn back against their ring's sense of
-    rotation (a scan line out of azimuth order, where sorting by azimuth would pay)."""
+    number of tokens written to ``sym``/``ctx``; extra bits go to ``bbuf``, whose length is
+    left in ``bst[2]``. ``stats[0]`` counts *reversals*: points that turn back against their
+    ring's sense of rotation (a scan line out of azimuth order, where sorting would pay)."""
     n = q.shape[0]
     na = attrs.shape[1]
     last = np.full(nrings, -1, np.int64)
@@ -112,6 +119,10 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     ptok = np.zeros((nrings, 3 + na), np.int64)
     cx, cy, cz = center[0], center[1], center[2]
     k = 0
+    acc = np.int64(0)
+    cnt = 0
+    pos = 0
+    rev = 0
     prev_ring = -1
     ring_tok = 0
     for i in range(n):
@@ -120,7 +131,7 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
             d = r - prev_ring - 1
             if prev_ring < 0:
                 d = r
-            ring_tok = _put(zigzag(d), C_RING + bucket(ring_tok), k, sym, ctx, bbuf, bst)
+            ring_tok, acc, cnt, pos = put_token(zigzag(d), C_RING + _BK[ring_tok], k, sym, ctx, bbuf, acc, cnt, pos)
             k += 1
             prev_ring = r
         j = last[r]
@@ -132,9 +143,9 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
                 x -= q[i - 1, 0] - cx
                 y -= q[i - 1, 1] - cy
                 z -= q[i - 1, 2] - cz
-            _put(zigzag(x), C_FIRST, k, sym, ctx, bbuf, bst)
-            _put(zigzag(y), C_FIRST + 1, k + 1, sym, ctx, bbuf, bst)
-            _put(zigzag(z), C_FIRST + 2, k + 2, sym, ctx, bbuf, bst)
+            _, acc, cnt, pos = put_token(zigzag(x), C_FIRST, k, sym, ctx, bbuf, acc, cnt, pos)
+            _, acc, cnt, pos = put_token(zigzag(y), C_FIRST + 1, k + 1, sym, ctx, bbuf, acc, cnt, pos)
+            _, acc, cnt, pos = put_token(zigzag(z), C_FIRST + 2, k + 2, sym, ctx, bbuf, acc, cnt, pos)
             k += 3
         else:
             x1 = np.float64(q[j, 0] - cx)
@@ -146,7 +157,7 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
                 y2 = np.float64(q[jj, 1] - cy)
                 px, py, pz = _predict(x1, y1, z1, x2, y2)
                 if (x2 * y1 - y2 * x1) * (x1 * np.float64(y) - y1 * np.float64(x)) < 0.0:
-                    stats[0] += 1
+                    rev += 1
             else:
                 px, py, pz = x1, y1, z1
             if abs(px) >= abs(py):
@@ -160,30 +171,37 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
                     s = 0.25
                 elif s > 4.0:
                     s = 4.0
-            ta = _put(zigzag(va - _rnd(pa)), C_A + bucket(ptok[r, 0]), k, sym, ctx, bbuf, bst)
-            ba = bucket(ta) * NB
-            tb = _put(zigzag(vb - _rnd(pb * s)), C_B + ba + bucket(ptok[r, 1]), k + 1, sym, ctx, bbuf, bst)
-            tz = _put(zigzag(z - _rnd(pz * s)), C_Z + ba + bucket(ptok[r, 2]), k + 2, sym, ctx, bbuf, bst)
+            ta, acc, cnt, pos = put_token(zigzag(va - _rnd(pa)), C_A + _BK[ptok[r, 0]], k, sym, ctx, bbuf, acc, cnt,
+                                          pos)
+            ba = _BK[ta] * NB
+            tb, acc, cnt, pos = put_token(zigzag(vb - _rnd(pb * s)), C_B + ba + _BK[ptok[r, 1]], k + 1, sym, ctx, bbuf,
+                                          acc, cnt, pos)
+            tz, acc, cnt, pos = put_token(zigzag(z - _rnd(pz * s)), C_Z + ba + _BK[ptok[r, 2]], k + 2, sym, ctx, bbuf,
+                                          acc, cnt, pos)
             ptok[r, 0] = ta
             ptok[r, 1] = tb
             ptok[r, 2] = tz
             k += 3
         for a in range(na):
             pv = attrs[j, a] if j >= 0 else (attrs[i - 1, a] if i > 0 else 0)
-            t = _put(zigzag(attrs[i, a] - pv), C_ATTR + NB * a + bucket(ptok[r, 3 + a]), k, sym, ctx, bbuf, bst)
+            t, acc, cnt, pos = put_token(zigzag(attrs[i, a] - pv), C_ATTR + NB * a + _BK[ptok[r, 3 + a]], k, sym, ctx,
+                                         bbuf, acc, cnt, pos)
             ptok[r, 3 + a] = t
             k += 1
         last2[r] = j
         last[r] = i
+    bst[2] = put_flush(bbuf, acc, cnt, pos)
+    stats[0] = rev
     return k
 
 
 @njit(cache=True)
 def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, ring, attrs):
     """Inverse of :func:`scan_encode`; returns an error code (0 = ok)."""
-    rst = np.zeros(3, np.int64)
-    bst = np.zeros(4, np.int64)
-    rans_init(rbuf, rstart, rend, rst)
+    x_, rp, err = rans_start(rbuf, rend)
+    acc = np.int64(0)
+    cnt = 0
+    bp = 0
     last = np.full(nrings, -1, np.int64)
     last2 = np.full(nrings, -1, np.int64)
     ptok = np.zeros((nrings, 3 + na), np.int64)
@@ -193,7 +211,8 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
     for i in range(n):
         r = 0
         if nrings > 1:
-            ring_tok, u = _get(C_RING + bucket(ring_tok), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            ring_tok, u, x_, rp, acc, cnt, bp, err = get_token(C_RING + _BK[ring_tok], rbuf, rend, freq, cum, lut,
+                                                               bbuf, bend, x_, rp, acc, cnt, bp, err)
             r = unzigzag(u) + (prev_ring + 1 if prev_ring >= 0 else 0)
             if r < 0 or r >= nrings:
                 return 2
@@ -201,9 +220,12 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         ring[i] = r
         j = last[r]
         if j < 0:
-            _, ux = _get(C_FIRST, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
-            _, uy = _get(C_FIRST + 1, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
-            _, uz = _get(C_FIRST + 2, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            _, ux, x_, rp, acc, cnt, bp, err = get_token(C_FIRST, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp, acc,
+                                                         cnt, bp, err)
+            _, uy, x_, rp, acc, cnt, bp, err = get_token(C_FIRST + 1, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
+                                                         acc, cnt, bp, err)
+            _, uz, x_, rp, acc, cnt, bp, err = get_token(C_FIRST + 2, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
+                                                         acc, cnt, bp, err)
             x, y, z = unzigzag(ux), unzigzag(uy), unzigzag(uz)
             if i > 0:
                 x += q[i - 1, 0] - cx
@@ -220,7 +242,8 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
                 px, py, pz = x1, y1, z1
             swap = abs(px) < abs(py)
             pa, pb = (py, px) if swap else (px, py)
-            ta, ua = _get(C_A + bucket(ptok[r, 0]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            ta, ua, x_, rp, acc, cnt, bp, err = get_token(C_A + _BK[ptok[r, 0]], rbuf, rend, freq, cum, lut, bbuf,
+                                                          bend, x_, rp, acc, cnt, bp, err)
             va = unzigzag(ua) + _rnd(pa)
             s = 1.0
             if abs(pa) >= 1.0:
@@ -229,9 +252,11 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
                     s = 0.25
                 elif s > 4.0:
                     s = 4.0
-            ba = bucket(ta) * NB
-            tb, ub = _get(C_B + ba + bucket(ptok[r, 1]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
-            tz, uz = _get(C_Z + ba + bucket(ptok[r, 2]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            ba = _BK[ta] * NB
+            tb, ub, x_, rp, acc, cnt, bp, err = get_token(C_B + ba + _BK[ptok[r, 1]], rbuf, rend, freq, cum, lut, bbuf,
+                                                          bend, x_, rp, acc, cnt, bp, err)
+            tz, uz, x_, rp, acc, cnt, bp, err = get_token(C_Z + ba + _BK[ptok[r, 2]], rbuf, rend, freq, cum, lut, bbuf,
+                                                          bend, x_, rp, acc, cnt, bp, err)
             vb = unzigzag(ub) + _rnd(pb * s)
             z = unzigzag(uz) + _rnd(pz * s)
             x, y = (vb, va) if swap else (va, vb)
@@ -243,14 +268,15 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         q[i, 2] = z + cz
         for a in range(na):
             pv = attrs[j, a] if j >= 0 else (attrs[i - 1, a] if i > 0 else 0)
-            t, u = _get(C_ATTR + NB * a + bucket(ptok[r, 3 + a]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            t, u, x_, rp, acc, cnt, bp, err = get_token(C_ATTR + NB * a + _BK[ptok[r, 3 + a]], rbuf, rend, freq, cum,
+                                                        lut, bbuf, bend, x_, rp, acc, cnt, bp, err)
             attrs[i, a] = pv + unzigzag(u)
             ptok[r, 3 + a] = t
         last2[r] = j
         last[r] = i
-        if rst[2] or bst[3]:
+        if err:
             return 1
-    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
+    if err or x_ != (1 << 23) or rp != rend:
         return 1
     return 0
 

@@ -30,17 +30,14 @@ from numba import njit
 
 from pipeline.codecs._entropy import (
     RANS_L,
-    bits_get,
-    bits_put,
-    extra_bits_of,
-    rans_get,
-    rans_init,
-    token_of,
+    get_token,
+    put_flush,
+    put_token,
+    rans_start,
     unzigzag,
-    value_of,
     zigzag,
 )
-from pipeline.codecs._qkernels import NB, bucket
+from pipeline.codecs._qkernels import _BK, NB
 
 RANGE = 1
 PLAIN = 0
@@ -84,26 +81,6 @@ def _series_pred(p1, p2, count, size):
     return (2 * p1 - p2) & ((np.int64(1) << (8 * size)) - 1)
 
 
-@njit(cache=True, inline="always")
-def _emit(u, c, k, sym, ctx, bbuf, bst):
-    tok, nb, ex = token_of(u)
-    sym[k] = tok
-    ctx[k] = c
-    if nb:
-        bits_put(bbuf, bst, nb, ex)
-    return tok
-
-
-@njit(cache=True, inline="always")
-def _take(c, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst):
-    tok = rans_get(rbuf, rend, rst, c, freq, cum, lut)
-    nb = extra_bits_of(tok)
-    ex = np.int64(0)
-    if nb:
-        ex = bits_get(bbuf, bend, bst, nb)
-    return tok, value_of(tok, ex)
-
-
 @njit(cache=True)
 def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix, pix_offsets,
                    pix_words, pred_row, up_row, sym, ctx, bbuf, bst):
@@ -121,6 +98,9 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
     cur = np.zeros(nxw, np.int64)
     ctok = np.zeros(nxw, np.int64)
     k = 0
+    acc = np.int64(0)
+    cnt = 0
+    pos = 0
     ncol_seen = 0
     for i in range(n):
         row = pk[i]
@@ -128,7 +108,8 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
             off, size = pkt_words[w, 0], pkt_words[w, 1]
             v = _rd(row, off, size)
             pred = _series_pred(sp[w, 0], sp[w, 1], i, size)
-            sp[w, 2] = _emit(zigzag(_wrap(v - pred, size)), w * NB + bucket(sp[w, 2]), k, sym, ctx, bbuf, bst)
+            sp[w, 2], acc, cnt, pos = put_token(zigzag(_wrap(v - pred, size)), w * NB + _BK[sp[w, 2]], k, sym, ctx,
+                                                bbuf, acc, cnt, pos)
             k += 1
             sp[w, 1] = sp[w, 0]
             sp[w, 0] = v
@@ -138,8 +119,8 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                 off, size = co + col_words[w, 0], col_words[w, 1]
                 v = _rd(row, off, size)
                 pred = _series_pred(sc[w, 0], sc[w, 1], ncol_seen, size)
-                sc[w, 2] = _emit(zigzag(_wrap(v - pred, size)), base_c + w * NB + bucket(sc[w, 2]), k, sym, ctx,
-                                 bbuf, bst)
+                sc[w, 2], acc, cnt, pos = put_token(zigzag(_wrap(v - pred, size)), base_c + w * NB + _BK[sc[w, 2]], k,
+                                                    sym, ctx, bbuf, acc, cnt, pos)
                 k += 1
                 sc[w, 1] = sc[w, 0]
                 sc[w, 0] = v
@@ -152,7 +133,7 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                     cur[w] = v
                     pr = pred_row[p]
                     ur = up_row[p]
-                    cb = base_x + w * PIX_CTX + bucket(ltok[pr, w]) * NB + (bucket(ltok[ur, w]) if ur >= 0 else 0)
+                    cb = base_x + w * PIX_CTX + _BK[ltok[pr, w]] * NB + (_BK[ltok[ur, w]] if ur >= 0 else 0)
                     if pix_words[w, 2] == RANGE:
                         if v == 0:
                             u = np.int64(0)
@@ -165,10 +146,11 @@ def encode_packets(pk, pkt_words, n_cols, col_off0, col_stride, col_words, n_pix
                             cb += NB * NB * (1 if cur[g] == 0 else (0 if ctok[g] <= GATE_TOK else 2))
                         u = zigzag(_wrap(v - last[pr, w], size))
                         last[p, w] = v
-                    t = _emit(u, cb, k, sym, ctx, bbuf, bst)
+                    t, acc, cnt, pos = put_token(u, cb, k, sym, ctx, bbuf, acc, cnt, pos)
                     k += 1
                     ctok[w] = t
                     ltok[p, w] = t
+    bst[2] = put_flush(bbuf, acc, cnt, pos)
     return k
 
 
@@ -177,9 +159,10 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                    pix_words, pred_row, up_row, rbuf, rend, freq, cum, lut, bbuf, bend, out):
     """Inverse of :func:`encode_packets` into ``out`` (n, S); returns 0 when the streams were
     consumed exactly, 1 on corrupt data."""
-    rst = np.zeros(3, np.int64)
-    bst = np.zeros(4, np.int64)
-    rans_init(rbuf, 0, rend, rst)
+    x_, rp, err = rans_start(rbuf, rend)
+    acc = np.int64(0)
+    cnt = 0
+    bp = 0
     npw = pkt_words.shape[0]
     ncw = col_words.shape[0]
     nxw = pix_words.shape[0]
@@ -197,7 +180,8 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
         for w in range(npw):
             off, size = pkt_words[w, 0], pkt_words[w, 1]
             pred = _series_pred(sp[w, 0], sp[w, 1], i, size)
-            t, u = _take(w * NB + bucket(sp[w, 2]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            t, u, x_, rp, acc, cnt, bp, err = get_token(w * NB + _BK[sp[w, 2]], rbuf, rend, freq, cum, lut, bbuf, bend,
+                                                        x_, rp, acc, cnt, bp, err)
             v = (pred + unzigzag(u)) & ((np.int64(1) << (8 * size)) - 1)
             _wr(row, off, size, v)
             sp[w, 2] = t
@@ -208,7 +192,8 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
             for w in range(ncw):
                 off, size = co + col_words[w, 0], col_words[w, 1]
                 pred = _series_pred(sc[w, 0], sc[w, 1], ncol_seen, size)
-                t, u = _take(base_c + w * NB + bucket(sc[w, 2]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+                t, u, x_, rp, acc, cnt, bp, err = get_token(base_c + w * NB + _BK[sc[w, 2]], rbuf, rend, freq, cum,
+                                                            lut, bbuf, bend, x_, rp, acc, cnt, bp, err)
                 v = (pred + unzigzag(u)) & ((np.int64(1) << (8 * size)) - 1)
                 _wr(row, off, size, v)
                 sc[w, 2] = t
@@ -222,9 +207,10 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                     mask = (np.int64(1) << (8 * size)) - 1
                     pr = pred_row[p]
                     ur = up_row[p]
-                    cb = base_x + w * PIX_CTX + bucket(ltok[pr, w]) * NB + (bucket(ltok[ur, w]) if ur >= 0 else 0)
+                    cb = base_x + w * PIX_CTX + _BK[ltok[pr, w]] * NB + (_BK[ltok[ur, w]] if ur >= 0 else 0)
                     if pix_words[w, 2] == RANGE:
-                        t, u = _take(cb, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+                        t, u, x_, rp, acc, cnt, bp, err = get_token(cb, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
+                                                                    acc, cnt, bp, err)
                         if u == 0:
                             v = np.int64(0)
                         else:
@@ -234,15 +220,16 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                         g = pix_words[w, 3]
                         if g >= 0:
                             cb += NB * NB * (1 if cur[g] == 0 else (0 if ctok[g] <= GATE_TOK else 2))
-                        t, u = _take(cb, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+                        t, u, x_, rp, acc, cnt, bp, err = get_token(cb, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
+                                                                    acc, cnt, bp, err)
                         v = (last[pr, w] + unzigzag(u)) & mask
                         last[p, w] = v
                     cur[w] = v
                     ctok[w] = t
                     _wr(row, po + pix_words[w, 0], size, v)
                     ltok[p, w] = t
-        if rst[2] or bst[3]:
+        if err:
             return 1
-    if rst[2] or bst[3] or rst[0] != RANS_L or rst[1] != rend:
+    if err or x_ != RANS_L or rp != rend:
         return 1
     return 0

@@ -272,8 +272,10 @@ class QuantizedCodec:
             stats = np.zeros(1, np.int64)
             k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats)
             self.last_reversals = int(stats[0]) / max(n, 1)
+            blen = int(bst[2])
             nctx = K.n_contexts(na)
-        blen = E.bits_flush(bbuf, bst)
+        if mode == "morton":
+            blen = E.bits_flush(bbuf, bst)
         tables, stream = _entropy_code(sym, ctx, k, nctx)
         meta = _META.pack(self.step, MODES[mode], nrings, na, *c.tolist(), *lo.tolist(), len(stream), blen)
         zc = zstandard.ZstdCompressor(level=self.zstd_level)

@@ -347,7 +347,7 @@ class RangeImageCodec:
         k = K.encode_packets(data, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
                              layout.col_words, layout.n_pix, layout.pix_offsets, layout.pix_words,
                              layout.pred_row, layout.up_row, sym, ctx, bbuf, bst)
-        blen = E.bits_flush(bbuf, bst)
+        blen = int(bst[2])
         nctx = K.n_contexts(len(layout.pkt_words), len(layout.col_words), len(layout.pix_words))
         levels, freq = E.build_freqs(sym, ctx, k, nctx)
         tab = np.empty(nctx * (E.NTOK + 1), np.uint8)
