@@ -25,10 +25,10 @@ import json
 import logging
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
