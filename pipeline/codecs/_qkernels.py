@@ -29,7 +29,6 @@ from pipeline.codecs._entropy import (
     put_flush,
     put_token,
     rans_get,
-    rans_init,
     rans_start,
     token_of,
     unzigzag,
@@ -301,34 +300,42 @@ def morton_keys(q, lo):
 
 @njit(cache=True)
 def morton_encode(keys, attrs, sym, ctx, bbuf, bst):
-    """Tokens of sorted Morton keys (deltas) and attributes (delta to the previous point)."""
+    """Tokens of sorted Morton keys (deltas) and attributes (delta to the previous point);
+    the bit stream's length is left in ``bst[2]``."""
     n = keys.shape[0]
     na = attrs.shape[1]
     k = 0
+    acc = np.int64(0)
+    cnt = 0
+    pos = 0
     prev = np.int64(0)
     ptok = np.zeros(1 + na, np.int64)
     for i in range(n):
-        t = _put(keys[i] - prev, C_MORTON + bucket(ptok[0]), k, sym, ctx, bbuf, bst)
+        t, acc, cnt, pos = put_token(keys[i] - prev, C_MORTON + _BK[ptok[0]], k, sym, ctx, bbuf, acc, cnt, pos)
         ptok[0] = t
         prev = keys[i]
         k += 1
         for a in range(na):
             pv = attrs[i - 1, a] if i > 0 else 0
-            t = _put(zigzag(attrs[i, a] - pv), NB * (1 + a) + bucket(ptok[1 + a]), k, sym, ctx, bbuf, bst)
+            t, acc, cnt, pos = put_token(zigzag(attrs[i, a] - pv), NB * (1 + a) + _BK[ptok[1 + a]], k, sym, ctx, bbuf,
+                                         acc, cnt, pos)
             ptok[1 + a] = t
             k += 1
+    bst[2] = put_flush(bbuf, acc, cnt, pos)
     return k
 
 
 @njit(cache=True)
 def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, attrs):
-    rst = np.zeros(3, np.int64)
-    bst = np.zeros(4, np.int64)
-    rans_init(rbuf, rstart, rend, rst)
+    x_, rp, err = rans_start(rbuf, rend)
+    acc = np.int64(0)
+    cnt = 0
+    bp = 0
     prev = np.int64(0)
     ptok = np.zeros(1 + na, np.int64)
     for i in range(n):
-        t, u = _get(C_MORTON + bucket(ptok[0]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+        t, u, x_, rp, acc, cnt, bp, err = get_token(C_MORTON + _BK[ptok[0]], rbuf, rend, freq, cum, lut, bbuf, bend,
+                                                    x_, rp, acc, cnt, bp, err)
         ptok[0] = t
         key = prev + u
         prev = key
@@ -344,11 +351,12 @@ def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, 
         q[i, 2] = c + lo[2]
         for j in range(na):
             pv = attrs[i - 1, j] if i > 0 else 0
-            t, u = _get(NB * (1 + j) + bucket(ptok[1 + j]), rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            t, u, x_, rp, acc, cnt, bp, err = get_token(NB * (1 + j) + _BK[ptok[1 + j]], rbuf, rend, freq, cum, lut,
+                                                        bbuf, bend, x_, rp, acc, cnt, bp, err)
             attrs[i, j] = pv + unzigzag(u)
             ptok[1 + j] = t
-        if rst[2] or bst[3]:
+        if err:
             return 1
-    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
+    if err or x_ != (1 << 23) or rp != rend:
         return 1
     return 0

@@ -11,7 +11,9 @@ Two point orders, chosen per chunk (``order="auto"``):
   from the previous points of the same ring: rotation by the firing step, then the range scale.
   The ``ring`` attribute, when given, picks the scan line; with no ring, one line.
 - **ring** (points sorted by ring, then azimuth about the centre): the same predictor after
-  re-sorting, for clouds that have rings but lost their order (e.g. shuffled).
+  re-sorting, for clouds that lost their order (e.g. shuffled) or whose lines are out of
+  azimuth order. A cloud without rings gets scan lines inferred from elevation angles
+  (:func:`infer_lines`); they are coded (about nothing, sorted) but not returned.
 - **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
   cloud. For clouds without structure.
 
@@ -141,6 +143,27 @@ def _attr_arrays(descs: list[dict], mat: np.ndarray, raw: list[np.ndarray]) -> d
     return out
 
 
+def infer_lines(q: np.ndarray, center: np.ndarray, bin_deg: float = 0.05) -> tuple[np.ndarray, int]:
+    """Scan lines of a cloud that carries no ring numbers: points grouped by elevation angle
+    seen from ``center`` (a spinning LiDAR's beams are peaks of that histogram; cuts go at the
+    minima between peaks). Encoder-side only: any grouping decodes exactly, a good one predicts
+    well. Returns (line per point, number of lines)."""
+    if len(q) == 0:
+        return np.zeros(0, np.int64), 1
+    d = (q - center).astype(np.float64)
+    el = np.degrees(np.arctan2(d[:, 2], np.hypot(d[:, 0], d[:, 1])))
+    idx = ((el - el.min()) / bin_deg).astype(np.int64)
+    sm = np.convolve(np.bincount(idx).astype(np.float64), np.ones(5) / 5, "same")
+    if len(sm) < 3:
+        return np.zeros(len(q), np.int64), 1
+    peak = (sm[1:-1] >= sm[:-2]) & (sm[1:-1] > sm[2:]) & (sm[1:-1] >= max(3.0, 0.0002 * len(q)))
+    peaks = np.flatnonzero(peak) + 1
+    if len(peaks) < 2:
+        return np.zeros(len(q), np.int64), 1
+    cuts = np.array([a + int(np.argmin(sm[a:b])) for a, b in zip(peaks[:-1], peaks[1:])])
+    return np.searchsorted(cuts, idx, side="right").astype(np.int64), len(peaks)
+
+
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
     """Tables and rANS stream of ``sym[:k]``."""
     levels, freq = E.build_freqs(sym, ctx, k, nctx)
@@ -200,7 +223,11 @@ class QuantizedCodec:
         while modes:
             mode = modes.pop(0)
             tried.add(mode)
-            got = self._encode_mode(mode, q, ring, nrings, c, mat, raw, descs, ring_dtype)
+            if mode == "ring" and not ring_dtype:  # no rings given: infer scan lines (not decoded as an attribute)
+                lines, nlines = infer_lines(q, c)
+                got = self._encode_mode(mode, q, lines, nlines, c, mat, raw, descs, ring_dtype)
+            else:
+                got = self._encode_mode(mode, q, ring, nrings, c, mat, raw, descs, ring_dtype)
             if got is not None and (best is None or len(got[0]) < len(best[1])):
                 best = (MODES[mode], got[0], got[1])
             if self.order == "auto" and not modes and best is not None:
@@ -208,7 +235,7 @@ class QuantizedCodec:
                 if mode == "scan" and nrings > 1 and self.last_reversals > REVERSALS_FOR_RING:
                     modes = ["ring"]  # rings out of azimuth order: sorting them pays
                 elif bits > self.try_other_above_bits:
-                    modes = [m for m in (("ring", "morton") if nrings > 1 else ("morton",)) if m not in tried]
+                    modes = [m for m in ("ring", "morton") if m not in tried]
         if best is None:
             raise CodecError(f"{NAME}: no point order can encode this cloud (extent too large for Morton "
                              "keys and order forced)", NAME)
@@ -275,7 +302,7 @@ class QuantizedCodec:
             blen = int(bst[2])
             nctx = K.n_contexts(na)
         if mode == "morton":
-            blen = E.bits_flush(bbuf, bst)
+            blen = int(bst[2])
         tables, stream = _entropy_code(sym, ctx, k, nctx)
         meta = _META.pack(self.step, MODES[mode], nrings, na, *c.tolist(), *lo.tolist(), len(stream), blen)
         zc = zstandard.ZstdCompressor(level=self.zstd_level)
@@ -316,8 +343,7 @@ class QuantizedCodec:
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise CodecError(f"{NAME}: bad attribute descriptors ({err})", NAME) from None
         if (mode2 != mode or na != sum(k != "raw" for k in kinds) or len(descs) != head.aux
-                or not (step > 0 and math.isfinite(step)) or nrings < 1 or nrings > _MAX_RINGS
-                or bool(ring_dtype) != (nrings > 1 or ring_dtype != "")):
+                or not (step > 0 and math.isfinite(step)) or nrings < 1 or nrings > _MAX_RINGS):
             raise CodecError(f"{NAME}: inconsistent header fields", NAME)
         tables_z = s.take("tables")
         stream = np.frombuffer(s.take("stream"), np.uint8)

@@ -79,8 +79,23 @@ def test_scan_order_beats_morton_on_a_scan_and_structure_is_found_when_shuffled(
     codec = QuantizedCodec()
     codec.encode(xyz[perm], {"ring": attrs["ring"][perm]})
     assert codec.last_mode == "ring"
-    codec.encode(xyz[perm])
-    assert codec.last_mode == "morton"
+    # without rings the scan lines are inferred from elevation angles, and not decoded
+    blob = codec.encode(xyz[perm])
+    assert codec.last_mode == "ring" and len(blob) * 8 / len(xyz) < 10.0
+    out = codec.decode(blob)
+    assert "ring" not in out.attrs
+    assert sorted(map(tuple, out.q.tolist())) == sorted(map(tuple, quantize(xyz, 0.01).tolist()))
+
+
+def test_a_cloud_without_scan_structure_goes_morton():
+    rng = np.random.default_rng(4)
+    xyz = rng.uniform(0, 5, (20000, 3))
+    codec = QuantizedCodec()
+    out = codec.decode(codec.encode(xyz))
+    assert out.order == "morton" and out.permutation is None
+    assert np.array_equal(np.unique(out.q, axis=0), np.unique(quantize(xyz, 0.01), axis=0))
+    # with keep_order the permutation counts too: then input order (scan) is the smallest
+    assert QuantizedCodec(keep_order=True).decode(QuantizedCodec(keep_order=True).encode(xyz)).order == "scan"
 
 
 @pytest.mark.parametrize("order", ["scan", "ring", "morton"])
