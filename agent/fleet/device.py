@@ -361,6 +361,7 @@ class DeviceClient:
                 doc.update(self.telemetry_source())
             except Exception as exc:  # noqa: BLE001 - telemetry must not stop the link
                 doc["telemetry_error"] = str(exc)
+        doc.setdefault("rates", None)  # the daemon's telemetry source fills these three
         doc.setdefault("queue_depth", None)
         doc.setdefault("gnss", None)
         with self._db_lock:
