@@ -17,11 +17,13 @@ Two point orders, chosen per chunk (``order="auto"``):
 - **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
   cloud. For clouds without structure.
 
-``auto`` encodes in scan order, and estimates from that pass whether another order would pay:
-the ring order is tried when more than 0.5 % of the points turn back against their ring's sense
-of rotation (scan lines out of azimuth order: shuffled, or merged returns as in the nuScenes
-sweep), ring and Morton orders when scan order costs more than ``try_other_above_bits`` bits per
-point (a scan-ordered decoded sweep gets neither); the smallest result is kept. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
+``auto`` picks one order up front and encodes once: for a cloud with rings, a scan-order pass
+over its first 8192 points counts the points that turn back against their ring's sense of
+rotation; above 0.5 % (lines out of azimuth order: shuffled, or merged returns as in the
+nuScenes sweep) the ring order is used, else scan order. A cloud without rings goes to the ring
+order on inferred lines. Only when the result costs more than ``try_other_above_bits`` bits per
+point (no scan structure found) are the other orders tried, Morton among them, and the smallest
+kept. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
 gives the input index of each decoded point when ``keep_order`` is set (costs about
 log2(n) bits per point; otherwise it is ``None`` and ``order`` says which order it is).
 
@@ -51,7 +53,8 @@ MODE_NAMES = {v: k for k, v in MODES.items()}
 _META = struct.Struct("<dBHB3q3qII")
 _MAX_Q = 1 << 40  # |coordinate / step| bound: keeps every predictor term far from int64 limits
 _MAX_RINGS = 4096
-REVERSALS_FOR_RING = 0.005  # share of points turning back in their ring above which ring order is tried
+REVERSALS_FOR_RING = 0.005  # share of points turning back in their ring above which ring order is used
+_ESTIMATE_POINTS = 8192  # prefix the order estimate looks at
 
 
 @dataclass
@@ -164,6 +167,19 @@ def infer_lines(q: np.ndarray, center: np.ndarray, bin_deg: float = 0.05) -> tup
     return np.searchsorted(cuts, idx, side="right").astype(np.int64), len(peaks)
 
 
+def ring_order(q: np.ndarray, ring: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Permutation sorting points by ring, then by azimuth about ``center`` (a pseudo-angle:
+    monotonic in the angle, no trigonometry; stable sorts that profit from scan-order runs)."""
+    g = np.argsort(ring, kind="stable")
+    dx = (q[g, 0] - center[0]).astype(np.float64)
+    dy = (q[g, 1] - center[1]).astype(np.float64)
+    s = np.abs(dx) + np.abs(dy)
+    s[s == 0] = 1.0
+    p = dy / s
+    ang = (np.where(dx >= 0, 1.0 + p, 3.0 - p) * (1 << 30)).astype(np.int64)  # [0, 4) -> 32 bits
+    return g[np.argsort((ring[g] << 32) | ang, kind="stable")]
+
+
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
     """Tables and rANS stream of ``sym[:k]``."""
     levels, freq = E.build_freqs(sym, ctx, k, nctx)
@@ -217,7 +233,12 @@ class QuantizedCodec:
             c = self._center(q)
         else:
             c = quantize(np.asarray(center, dtype=np.float64).reshape(1, 3), self.step)[0]
-        modes = [self.order] if self.order != "auto" else ["scan"]
+        if self.order != "auto":
+            modes = [self.order]
+        elif not ring_dtype:
+            modes = ["ring"]  # no rings: inferred lines, sorted (scan order on one line predicts badly)
+        else:
+            modes = ["ring" if self._reversals(q, ring, nrings, c) > REVERSALS_FOR_RING else "scan"]
         best: tuple[int, bytes, np.ndarray | None] | None = None
         tried: set[str] = set()
         while modes:
@@ -231,16 +252,28 @@ class QuantizedCodec:
             if got is not None and (best is None or len(got[0]) < len(best[1])):
                 best = (MODES[mode], got[0], got[1])
             if self.order == "auto" and not modes and best is not None:
-                bits = len(best[1]) * 8 / max(n, 1)
-                if mode == "scan" and nrings > 1 and self.last_reversals > REVERSALS_FOR_RING:
-                    modes = ["ring"]  # rings out of azimuth order: sorting them pays
-                elif bits > self.try_other_above_bits:
-                    modes = [m for m in ("ring", "morton") if m not in tried]
+                if len(best[1]) * 8 / max(n, 1) > self.try_other_above_bits:
+                    modes = [m for m in ("ring", "morton", "scan") if m not in tried]
         if best is None:
             raise CodecError(f"{NAME}: no point order can encode this cloud (extent too large for Morton "
                              "keys and order forced)", NAME)
         self.last_mode = MODE_NAMES[best[0]]
         return C.pack(NAME, best[0], n, len(descs), best[1])
+
+    @staticmethod
+    def _reversals(q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray) -> float:
+        """Share of points turning back in their ring, from a scan-order pass over a prefix
+        (the estimate that decides between scan and ring order without encoding both)."""
+        m = min(len(q), _ESTIMATE_POINTS)
+        if m == 0:
+            return 0.0
+        sym = np.empty(m * 4 + 1, np.uint8)
+        ctx = np.empty(m * 4 + 1, np.int32)
+        bbuf = np.empty(m * 32 + 16, np.uint8)
+        stats = np.zeros(1, np.int64)
+        K.scan_encode(q[:m], ring[:m], nrings, c, np.zeros((m, 0), np.int64), sym, ctx, bbuf, np.zeros(3, np.int64),
+                      stats)
+        return int(stats[0]) / m
 
     @staticmethod
     def _center(q: np.ndarray) -> np.ndarray:
@@ -273,9 +306,8 @@ class QuantizedCodec:
         na = mat.shape[1]
         perm: np.ndarray | None = None
         lo = q.min(axis=0) if n else np.zeros(3, np.int64)
-        if mode == "ring":  # without rings: one line, sorted by azimuth
-            az = np.arctan2((q[:, 1] - c[1]).astype(np.float64), (q[:, 0] - c[0]).astype(np.float64))
-            perm = np.lexsort((az, ring))
+        if mode == "ring":
+            perm = ring_order(q, ring, c)
         elif mode == "morton":
             if n and int((q.max(axis=0) - lo).max()) >= 1 << 21:
                 return None
