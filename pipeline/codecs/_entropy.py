@@ -429,7 +429,9 @@ def put_token(u, c, k, sym, ctx, bbuf, acc, cnt, pos):
 
 @njit(cache=True, inline="always")
 def get_token(c, rbuf, rend, freq, cum, lut, bbuf, bend, x, rp, acc, cnt, bp, err):
-    """Decode one value under context ``c``: returns (token, value, x, rp, acc, cnt, bp, err)."""
+    """Decode one value under context ``c``: returns (token, value, x, rp, acc, cnt, bp, err).
+    ``bp`` is the bit position in ``bbuf`` (``acc``/``cnt`` are unused, kept for the call
+    shape); ``bbuf`` must be padded with 8 bytes past ``bend`` (:func:`padded`)."""
     slot = x & (SCALE - 1)
     s = np.int64(lut[c, slot])
     f = np.int64(freq[c, s])
@@ -449,25 +451,32 @@ def get_token(c, rbuf, rend, freq, cum, lut, bbuf, bend, x, rp, acc, cnt, bp, er
     nb = 0 if s < 16 else 3 + (s - 16) // 2
     v = s
     if nb:
+        # branch-free read at bit position ``bp`` (``bbuf`` carries 8 bytes of padding past
+        # ``bend``): the 8 bytes from bp // 8, shifted; a second read for more than 32 bits
         ex = np.int64(0)
         shift = 0
         left = nb
         while left > 0:
-            take = min(left, 32)
-            while cnt < take:
-                if bp < bend:
-                    acc |= np.int64(bbuf[bp]) << cnt
-                    bp += 1
-                else:
-                    err = 1
-                cnt += 8
-            ex |= (acc & ((np.int64(1) << take) - 1)) << shift
-            acc >>= take
-            cnt -= take
+            take = left if left <= 32 else 32
+            i = bp >> 3
+            w = (np.int64(bbuf[i]) | (np.int64(bbuf[i + 1]) << 8) | (np.int64(bbuf[i + 2]) << 16)
+                 | (np.int64(bbuf[i + 3]) << 24) | (np.int64(bbuf[i + 4]) << 32))
+            ex |= ((w >> (bp & 7)) & ((np.int64(1) << take) - 1)) << shift
+            bp += take
             shift += take
             left -= take
+        if bp > 8 * bend:
+            err = 1
+            bp = 8 * bend
         v = ((np.int64(2) | ((s - 16) & 1)) << nb) | ex
     return s, v, x, rp, acc, cnt, bp, err
+
+
+def padded(bits: np.ndarray) -> np.ndarray:
+    """The bit stream with the 8 bytes of padding :func:`get_token` reads past its end."""
+    out = np.zeros(len(bits) + 8, np.uint8)
+    out[: len(bits)] = bits
+    return out
 
 
 @njit(cache=True, inline="always")

@@ -275,7 +275,7 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         last[r] = i
         if err:
             return 1
-    if err or x_ != (1 << 23) or rp != rend:
+    if err or x_ != (1 << 23) or rp != rend or (bp + 7) // 8 != bend:
         return 1
     return 0
 
@@ -357,6 +357,6 @@ def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, 
             ptok[1 + j] = t
         if err:
             return 1
-    if err or x_ != (1 << 23) or rp != rend:
+    if err or x_ != (1 << 23) or rp != rend or (bp + 7) // 8 != bend:
         return 1
     return 0

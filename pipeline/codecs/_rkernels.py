@@ -230,6 +230,6 @@ def decode_packets(n, size_s, pkt_words, n_cols, col_off0, col_stride, col_words
                     ltok[p, w] = t
         if err:
             return 1
-    if err or x_ != RANS_L or rp != rend:
+    if err or x_ != RANS_L or rp != rend or (bp + 7) // 8 != bend:
         return 1
     return 0

@@ -403,14 +403,14 @@ class QuantizedCodec:
         if mode == MODES["morton"]:
             mat = np.empty((n, na + with_ring), np.int64)
             err = K.morton_decode(n, na + with_ring, np.array([lx, ly, lz], np.int64), stream, 0, len(stream),
-                                  freq, cum, lut, bits, len(bits), q, mat)
+                                  freq, cum, lut, E.padded(bits), len(bits), q, mat)
             if with_ring:
                 ring, mat = mat[:, 0].copy(), np.ascontiguousarray(mat[:, 1:])
                 if n and (ring.min() < 0 or ring.max() >= nrings):
                     err = 2
         else:
             err = K.scan_decode(n, nrings, np.array([cx, cy, cz], np.int64), na, stream, 0, len(stream), freq,
-                                cum, lut, bits, len(bits), q, ring, mat)
+                                cum, lut, E.padded(bits), len(bits), q, ring, mat)
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data (code {err})", NAME)
         raw: list[np.ndarray] = []

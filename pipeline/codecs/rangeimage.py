@@ -403,7 +403,8 @@ class RangeImageCodec:
         data = np.zeros((nd, layout.size), np.uint8)
         err = K.decode_packets(nd, layout.size, layout.pkt_words, layout.n_cols, layout.col_off0, layout.col_stride,
                                layout.col_words, layout.n_pix, layout.pix_offsets, layout.pix_words,
-                               layout.pred_row, layout.up_row, stream, len(stream), freq, cum, lut, bits, len(bits), data)
+                               layout.pred_row, layout.up_row, stream, len(stream), freq, cum, lut, E.padded(bits),
+                               len(bits), data)
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data", NAME)
         def unz(b: memoryview, limit: int, what: str) -> bytes:
