@@ -28,6 +28,7 @@ from pipeline.georef._config import GeorefConfig
 from pipeline.kernels._config import FilterConfig
 from pipeline.codecs._config import CodecConfig
 from pipeline.chunking import ChunkingConfig
+from agent.runtime._config import RuntimeConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -63,6 +64,7 @@ class AgentConfig(Section):
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     cameras: list[CameraSourceConfig] = Field(default_factory=list)
     camera_processing: CameraProcessingConfig = Field(default_factory=CameraProcessingConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the effective configuration."""
