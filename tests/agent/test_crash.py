@@ -66,7 +66,7 @@ def _start(root, specs, w: int) -> tuple[int, bool]:
             code = 0
             try:
                 _ingest(root, specs, w)
-            except BaseException:
+            except BaseException:  # noqa: BLE001  (a forked child must _exit, never return into pytest)
                 code = 1
             os._exit(code)
         return pid, True
@@ -75,15 +75,19 @@ def _start(root, specs, w: int) -> tuple[int, bool]:
     return proc.pid, False
 
 
-def _run(root, specs, kill_after: float | None) -> tuple[list[str], bool]:
-    """Start a writer; SIGKILL it after ``kill_after`` seconds. Returns (report lines, finished)."""
+def _run(root, specs, kill_at: tuple[int, float] | None) -> tuple[list[str], bool]:
+    """Start a writer; with ``kill_at = (n, delay)`` SIGKILL it ``delay`` seconds after it has
+    reported ``n`` commits (``n = 0``: after its start when forked, so the kill may land in its
+    recovery; after it reports its store open when it is a fresh interpreter, which takes a
+    while to import). Counting commits, not wall time, bounds the progress of each run
+    whatever the machine's speed, so the writer cannot finish before every kill is done.
+    Returns (report lines, finished)."""
     r, w = os.pipe()
     pid, forked = _start(root, specs, w)
     os.close(w)
     buf = b""
-    # A forked writer starts at once (the kill may land in its recovery); a fresh interpreter
-    # takes a while to import, so its clock starts when it reports its store open.
-    deadline = None if kill_after is None or not forked else time.monotonic() + kill_after
+    n, delay = kill_at if kill_at is not None else (-1, 0.0)
+    deadline = time.monotonic() + delay if kill_at is not None and n == 0 and forked else None
     killed = False
     while True:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -96,8 +100,10 @@ def _run(root, specs, kill_after: float | None) -> tuple[list[str], bool]:
         if not data:
             break
         buf += data
-        if deadline is None and kill_after is not None:
-            deadline = time.monotonic() + kill_after
+        if deadline is None and kill_at is not None:
+            lines = buf.split(b"\n")[:-1]
+            if (n == 0 and lines) or sum(line.startswith(b"C ") for line in lines) >= n > 0:
+                deadline = time.monotonic() + delay
     # Whatever the child wrote before dying is still in the pipe.
     while data := os.read(r, 65536):
         buf += data
@@ -121,7 +127,9 @@ def test_sigkill_during_ingestion(tmp_path):
     t0 = time.monotonic()
     finished = False
     while kills < KILLS and not finished:
-        lines, finished = _run(root, specs, rng.uniform(0.0, 0.12))
+        # 0-15 commits (about 30 ms of work here), then up to 5 ms more: a commit takes a few
+        # ms, so the kill lands anywhere in a write, an fsync, a rename or a Flow cut.
+        lines, finished = _run(root, specs, (rng.randint(0, 15), rng.uniform(0.0, 0.005)))
         kills += not finished
         for line in lines:
             if line.startswith("C "):
