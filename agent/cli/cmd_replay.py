@@ -1,4 +1,5 @@
-"""``edge-agent replay DRIVE.mcap``: publish a drive recording onto the bus."""
+"""``edge-agent replay DRIVE.mcap``: the whole agent on a recorded drive (chunks, Flows,
+dataset, DAT), or, with ``--bus-only``, just publish the recording onto the bus."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import click
 from agent.cli._common import emit_json, json_option
 
 
-@click.command(name="replay", short_help="Publish a drive recording onto the bus (recorded speed or max).")
+@click.command(name="replay", short_help="Run the whole agent on a drive recording (or only publish it: --bus-only).")
 @click.argument("drive", type=click.Path(dir_okay=False))
 @click.option(
     "--speed",
-    default="1",
-    show_default=True,
-    help="Playback speed: 1 = recorded timing, 2 = twice as fast, max = as fast as possible.",
+    default=None,
+    help="Playback speed: 1 = recorded timing, 2 = twice as fast, max = as fast as possible "
+    "(default: max for the agent, 1 with --bus-only).",
 )
+@click.option("--bus-only", is_flag=True, help="Only publish the recording on the bus (implied by --bus).")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Agent state directory (default: the configuration's state_dir). A replay of the same "
+              "drive into the same state dir after a crash resumes it.")
 @click.option(
     "--bus",
     "endpoint",
@@ -39,17 +44,28 @@ from agent.cli._common import emit_json, json_option
 @json_option
 def command(
     drive: str,
-    speed: str,
+    speed: str | None,
+    bus_only: bool,
+    state_dir: str | None,
     endpoint: str | None,
     config_path: str | None,
     wait_subscriber: float,
     as_json: bool,
 ) -> None:
-    """Publish every message of DRIVE on the bus in recorded order, at recorded speed or
-    as fast as possible. A recording cut short replays up to its last complete message
-    (with a warning). The bus never blocks a publisher: at --speed max a subscriber in another
-    process that falls more than the high-water mark behind loses messages (it counts them
-    as drops); use a finite --speed there."""
+    """Run the whole agent on DRIVE: decode, georeference, filter, chunk, sign, Flows, seal
+    the dataset, upload it, mint its DAT (the configuration's chain; embedded by default),
+    verify it and print the numbers. A progress bar shows on stderr (off with --json or
+    when stderr is not a terminal). Exit 1 when the dataset does not verify.
+
+    With --bus-only (or --bus): publish every message of DRIVE on the bus in recorded
+    order, at recorded speed or as fast as possible. A recording cut short replays up to
+    its last complete message (with a warning). Replay loses nothing: where live capture
+    would drop messages for a subscriber whose queue is full, replay waits for it (a
+    subscriber that takes nothing for 30 s stops the replay with an error)."""
+    if not (bus_only or endpoint):
+        _run_agent(drive, speed or "max", config_path, state_dir, as_json)
+        return
+    speed = speed or "1"
     from agent.bus import Publisher
     from agent.recording import parse_speed, replay
 
@@ -60,7 +76,8 @@ def command(
     # An endpoint given here is checked by the socket (BusError names what is wrong).
     cfg = bus if endpoint is None else bus.model_copy(update={"endpoint": endpoint})
     # Linger on close: the last messages may still sit in ZeroMQ's queue when replay ends.
-    with Publisher(cfg.endpoint, send_hwm=cfg.send_hwm, linger_ms=max(cfg.linger_ms, 5000)) as pub:
+    # lossless: a recording is replayed whole, waiting for slow subscribers (XPUB_NODROP).
+    with Publisher(cfg.endpoint, send_hwm=cfg.send_hwm, linger_ms=max(cfg.linger_ms, 5000), lossless=True) as pub:
         if wait_subscriber > 0:
             pub.wait_for_subscriber(wait_subscriber)
         stats = replay(drive, pub, factor)
@@ -74,3 +91,56 @@ def command(
     )
     if stats.truncated:
         click.echo("warning: the recording is truncated; replayed up to its last complete message", err=True)
+
+
+def _paced(messages, factor):  # type: ignore[no-untyped-def]
+    """Messages at ``factor`` times their recorded pace (by their UTC stamps)."""
+    import time
+
+    t0 = w0 = None
+    for m in messages:
+        if t0 is None:
+            t0, w0 = m.utc_ns, time.perf_counter()
+        delay = w0 + (m.utc_ns - t0) / 1e9 / factor - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield m
+
+
+def _run_agent(drive: str, speed: str, config_path: str | None, state_dir: str | None, as_json: bool) -> None:
+    import sys
+    from pathlib import Path
+
+    from agent.cli._agentrun import print_summary, run_agent
+    from agent.cli._common import fail
+    from agent.config import load_config
+    from agent.recording import drive_info, drive_metadata, iter_drive, parse_speed
+    from agent.runtime._agent import drive_id
+
+    factor = parse_speed(speed)
+    meta = drive_metadata(drive)  # a broken file fails here: one line, exit 2
+    lidar_meta = meta.get("lidar", {}).get("meta_json")
+    cfg = load_config(config_path)
+    show = not as_json and sys.stderr.isatty()
+    total = _duration(drive_info(drive)) if show else None  # reads the file once more: only for the bar
+    messages = iter_drive(drive)
+    if factor is not None:
+        messages = _paced(messages, factor)
+    state = Path(state_dir) if state_dir else Path(cfg.state_dir)
+    summary = run_agent(cfg, messages, state, source_id=drive_id(drive), total_s=total,
+                        progress=show, lidar_meta=lidar_meta, config_path=config_path)
+    summary["drive"] = drive
+    if as_json:
+        emit_json(summary)
+    else:
+        print_summary(summary, f"replay {drive}")
+    if not summary["verified"] and summary["datasets"]:
+        fail("verification of the sealed dataset failed", 1)
+
+
+def _duration(info) -> float | None:  # type: ignore[no-untyped-def]
+    d = info if isinstance(info, dict) else getattr(info, "__dict__", {})
+    for key in ("duration_s", "drive_s", "duration"):
+        if isinstance(d.get(key), (int, float)):
+            return float(d[key])
+    return None
