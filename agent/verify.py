@@ -12,14 +12,21 @@ What is checked, each failure named by file and reason:
   gaps, duplicates, broken links and reordering are named;
 - dataset: manifest signature, dataset root over the Flow roots, Flow ids and roots as
   listed, coverage.geojson and config.json as recorded, files nothing lists (a chunk from
-  another device dropped in, say).
+  another device dropped in, say);
+- encrypted Flow (``<flow_id>.enc``): the envelope's structure and its name; with the
+  recipient's X25519 private key, the AEAD (XChaCha20-Poly1305, the Flow id as associated
+  data) and then everything inside as for a Flow with its chunks (failures named
+  ``<file>.enc:chunks/<id>.cose`` etc.). Without that key its contents cannot be checked:
+  that is a failure, not a pass.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,7 @@ from agent.keys._keys import device_id_for
 from agent.provenance import _cose
 from agent.provenance._chunk import CHUNK_CTY, GENESIS, ChunkHeader, parse_chunk, split_attached, verify_chunk
 from agent.provenance._dataset import DATASET_CTY, MANIFEST, canonical_json, parse_dataset
-from agent.provenance._flow import FLOW_CTY, FlowManifest, parse_flow
+from agent.provenance._flow import FLOW_CTY, FlowManifest, decrypt_flow, parse_flow
 from agent.provenance._merkle import all_inclusion_proofs, merkle_root, verify_inclusion
 
 
@@ -230,6 +237,51 @@ class _Verifier:
                     self.r.fail(self.name(b.file), f"stream {stream}: seq {b.header.seq} listed after seq "  # type: ignore[union-attr]
                                                    f"{a.header.seq} (reordered)")  # type: ignore[union-attr]
 
+    # -------------------------------------------------------------- encrypted Flow
+    def encrypted_flow(self, path: Path, data: bytes, key: bytes | None, recipient: bytes | None) -> None:
+        """An encrypted Flow: envelope and name, then (with the recipient's key) its contents."""
+        self.r.checked["encrypted_flows"] += 1
+        name = self.name(path)
+        env = _envelope(data)
+        if env is None:
+            self.r.fail(name, "malformed encrypted Flow envelope")
+            return
+        fid = env["flow"].hex()
+        if _looks_like_id(path.stem) and path.stem != fid:
+            self.r.fail(name, "file name is not the id of the Flow inside (modified or renamed)")
+        if recipient is None:
+            self.r.fail(name, "encrypted Flow not opened: its contents cannot be verified without the "
+                              "recipient's X25519 private key (--recipient-key)")
+            return
+        import nacl.public
+
+        if bytes(nacl.public.PrivateKey(recipient).public_key) != env["recipient"]:
+            self.r.fail(name, f"encrypted for another recipient (X25519 public key {env['recipient'].hex()})")
+            return
+        try:
+            flow_cose, chunks = decrypt_flow(data, recipient)
+        except ProvenanceError as exc:
+            self.r.fail(name, str(exc))
+            return
+        # The opened Flow and chunks are checked as files, exactly like a plain Flow's.
+        start = len(self.r.failures)
+        with tempfile.TemporaryDirectory(prefix="verify-enc-") as td:
+            root = Path(td)
+            (root / "flows").mkdir()
+            (root / "chunks").mkdir()
+            fpath = root / "flows" / f"{fid}.cose"
+            fpath.write_bytes(flow_cose)
+            for cose, payload in chunks:
+                cid = hashlib.sha256(cose).hexdigest()
+                (root / "chunks" / f"{cid}.cose").write_bytes(cose)
+                (root / "chunks" / f"{cid}.bin").write_bytes(payload)
+            inner = _Verifier(self.r, root)
+            m, use = inner.flow_file(fpath, key, expect_id=fid)
+            if m is not None:
+                inner.flows_and_chunks([(fpath, m)], root / "chunks", use, all_chunk_files=True)
+        for f in self.r.failures[start:]:
+            f["file"] = f"{name}:{f['file']}"
+
     # -------------------------------------------------------------- dataset
     def dataset(self, d: Path, key: bytes | None) -> None:
         self.r.checked["datasets"] += 1
@@ -292,6 +344,26 @@ class _Verifier:
         self.flows_and_chunks(flows, d / "chunks", key, all_chunk_files=True)
 
 
+_ENVELOPE = {"v": int, "flow": bytes, "recipient": bytes, "sealed_key": bytes, "nonce": bytes, "ciphertext": bytes}
+
+
+def _envelope(data: bytes) -> dict[str, Any] | None:
+    """The encrypted Flow envelope when its structure is exactly right, else None."""
+    import cbor2
+
+    try:
+        env = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError):
+        return None
+    if not isinstance(env, Mapping) or set(env) != set(_ENVELOPE) or env["v"] != 1:
+        return None
+    if not all(isinstance(env[k], t) for k, t in _ENVELOPE.items()):
+        return None
+    if len(env["flow"]) != 32 or len(env["recipient"]) != 32 or len(env["nonce"]) != 24:
+        return None
+    return dict(env)
+
+
 def _looks_like_id(stem: str) -> bool:
     return len(stem) == 64 and all(c in "0123456789abcdef" for c in stem)
 
@@ -303,10 +375,11 @@ def _content_type(data: bytes) -> str:
         raise UnreadableInput(f"not a COSE_Sign1 chunk, Flow or dataset manifest: {exc}") from None
 
 
-def verify_path(path: str | Path, public_key: bytes | None = None) -> Report:
+def verify_path(path: str | Path, public_key: bytes | None = None, recipient_key: bytes | None = None) -> Report:
     """Verify a chunk file (``.cose`` with ``.bin`` beside, or attached ``.chunk``), a Flow
-    file, a dataset directory (or its manifest.cose), or a store directory (flows/ + chunks/).
-    Raises :class:`UnreadableInput` when the path cannot be read or is none of these."""
+    file, an encrypted Flow (``.enc``; opened with ``recipient_key``, the recipient's X25519
+    private key), a dataset directory (or its manifest.cose), or a store directory (flows/ +
+    chunks/). Raises :class:`UnreadableInput` when the path cannot be read or is none of these."""
     p = Path(path)
     report = Report()
     try:
@@ -332,6 +405,9 @@ def verify_path(path: str | Path, public_key: bytes | None = None) -> Report:
         v = _Verifier(report, p.parent)
         if p.suffix == ".chunk":
             v.chunk_file(p, public_key)
+            return report
+        if p.suffix == ".enc":
+            v.encrypted_flow(p, data, public_key, recipient_key)
             return report
         cty = _content_type(data)
         if cty == CHUNK_CTY:

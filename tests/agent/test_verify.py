@@ -223,3 +223,66 @@ def test_cli_exit_codes_and_json(dataset, tmp_path):
     assert _cli(str(garbage)).returncode == 2
     missing = _cli(str(tmp_path / "missing"))
     assert missing.returncode == 2 and missing.stderr.startswith("ERROR:")
+
+
+def _encrypted(d: Path, tmp_path: Path, recipient_public: bytes, tamper_payload: bool = False) -> tuple[Path, str]:
+    from agent.provenance import encrypt_flow, parse_flow
+
+    fpath = sorted((d / "flows").glob("*.cose"))[0]
+    flow_cose = fpath.read_bytes()
+    ids = [c.hex() for c in parse_flow(flow_cose)[1].chunk_ids]
+    chunks = [((d / "chunks" / f"{c}.cose").read_bytes(), (d / "chunks" / f"{c}.bin").read_bytes()) for c in ids]
+    if tamper_payload:  # signed and encrypted by someone holding the data, after a change
+        chunks[0] = (chunks[0][0], chunks[0][1][:-1] + bytes([chunks[0][1][-1] ^ 1]))
+    out = tmp_path / f"{fpath.stem}.enc"
+    out.write_bytes(encrypt_flow(flow_cose, chunks, recipient_public))
+    return out, ids[0]
+
+
+def test_encrypted_flow_verified_with_the_recipient_key(dataset, tmp_path):
+    import nacl.public
+
+    d, signer = dataset
+    recipient = nacl.public.PrivateKey.generate()
+    enc, first = _encrypted(d, tmp_path, bytes(recipient.public_key))
+    report = verify_path(enc, signer.public_key, recipient_key=bytes(recipient))
+    assert report.ok, report.failures
+    assert report.checked["encrypted_flows"] == 1 and report.checked["flows"] == 1
+    assert report.checked["chunks"] >= 2 and report.checked["proofs"] == report.checked["chunks"]
+    # Without the key nothing inside can be checked: a failure, never a pass.
+    closed = verify_path(enc)
+    assert not closed.ok and "not opened" in closed.failures[0]["reason"]
+    other = verify_path(enc, recipient_key=bytes(nacl.public.PrivateKey.generate()))
+    assert "another recipient" in other.failures[0]["reason"]
+    # Any byte of the envelope: malformed, or the AEAD refuses it.
+    data = enc.read_bytes()
+    for i in range(0, len(data), max(1, len(data) // 40)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0xFF
+        enc.write_bytes(bytes(flipped))
+        r = verify_path(enc, recipient_key=bytes(recipient))
+        assert not r.ok and r.failures[0]["file"] == enc.name, f"byte {i}: {r.failures}"
+    enc.write_bytes(data)
+    # A payload changed before encryption: named inside the envelope.
+    (tmp_path / "t").mkdir()
+    bad, cid = _encrypted(d, tmp_path / "t", bytes(recipient.public_key), tamper_payload=True)
+    r = verify_path(bad, recipient_key=bytes(recipient))
+    assert not r.ok and {f["file"] for f in r.failures} == {f"{bad.name}:chunks/{cid}.bin"}
+
+
+def test_cli_recipient_key(dataset, tmp_path):
+    import nacl.public
+
+    d, _ = dataset
+    recipient = nacl.public.PrivateKey.generate()
+    enc, _ = _encrypted(d, tmp_path, bytes(recipient.public_key))
+    keyfile = tmp_path / "recipient.key"
+    keyfile.write_text(bytes(recipient).hex() + "\n")
+    ok = _cli(str(enc), "--recipient-key", str(keyfile), "--json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["checked"]["encrypted_flows"] == 1
+    closed = _cli(str(enc))
+    assert closed.returncode == 1 and "not opened" in closed.stdout
+    keyfile.write_text("secret-ish but not hex")
+    bad = _cli(str(enc), "--recipient-key", str(keyfile))
+    assert bad.returncode == 2 and "not an X25519 private key" in bad.stderr and "secret-ish" not in bad.stderr
