@@ -23,6 +23,7 @@ What is checked, each failure named by file and reason:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tempfile
 from collections import defaultdict
@@ -219,7 +220,7 @@ class _Verifier:
             first = in_seq[0]
             if first.header.seq == 0 and first.header.prev != GENESIS:  # type: ignore[union-attr]
                 self.r.fail(self.name(first.file), f"stream {stream}: seq 0 does not start from the genesis hash")
-            for a, b in zip(in_seq, in_seq[1:]):
+            for a, b in itertools.pairwise(in_seq):
                 ha, hb = a.header, b.header
                 assert ha is not None and hb is not None
                 if hb.seq == ha.seq:
@@ -232,7 +233,7 @@ class _Verifier:
                                                    "(hash chain broken)")
             order = [c for c in cs if c.flow_pos is not None]
             order.sort(key=lambda c: c.flow_pos)  # type: ignore[arg-type, return-value]
-            for a, b in zip(order, order[1:]):
+            for a, b in itertools.pairwise(order):
                 if b.header.seq < a.header.seq:  # type: ignore[union-attr]
                     self.r.fail(self.name(b.file), f"stream {stream}: seq {b.header.seq} listed after seq "  # type: ignore[union-attr]
                                                    f"{a.header.seq} (reordered)")  # type: ignore[union-attr]
