@@ -186,9 +186,9 @@ class Agent:
         self._stop.set()
 
     # ------------------------------------------------------------------ running
-    def run(self, source: Iterable[Any], *, source_id: str | None = None,
+    def run(self, source: Iterable[Any] | list[Iterable[Any]], *, source_id: str | None = None,
             progress: Callable[[int], None] | None = None, live: bool = False) -> RunSummary:
-        """Run ``source`` (bus messages) to its end or until :meth:`request_stop`; then
+        """Run ``source`` (bus messages; a list: one capture thread each) to its end or until :meth:`request_stop`; then
         flush, seal, upload and mint. ``source_id`` (replay): resume a crashed replay of the
         same drive. ``progress`` gets the data time (UTC ns) of each message."""
         from agent.runtime._pipeline import Pipeline
@@ -199,8 +199,12 @@ class Agent:
         skip = self._resume_counts(source_id)
         self._state_name = "running"
         self._tick(force=True)  # resume pending uploads/mints before new data
-        cap = threading.Thread(target=self._capture, args=(source, live), name="capture", daemon=True)
-        cap.start()
+        sources = source if isinstance(source, list) else [source]
+        caps = [threading.Thread(target=self._capture, args=(src, live), name=f"capture-{i}", daemon=True)
+                for i, src in enumerate(sources)]
+        for cap in caps:
+            cap.start()
+        ends = 0
         deadline: float | None = None
         flushed_power = False
         while True:
@@ -212,7 +216,10 @@ class Agent:
             except queue.Empty:
                 msg = None
             if msg is _END:
-                break
+                ends += 1
+                if ends == len(caps):
+                    break
+                continue
             if msg is not None:
                 self._data_ns = max(self._data_ns, msg.utc_ns)
                 if live:
@@ -226,7 +233,7 @@ class Agent:
                     self.store.cut_flows()
                     self.store.on_ignition(False)
                     flushed_power = True
-            if deadline is not None and (time.monotonic() > deadline or (not cap.is_alive() and self._q.empty())):
+            if deadline is not None and (time.monotonic() > deadline or (not any(c.is_alive() for c in caps) and self._q.empty())):
                 break
             self._tick()
         self._commit(self.pipeline.flush(), skip)
