@@ -457,7 +457,7 @@ def get_token(c, rbuf, rend, freq, cum, lut, bbuf, bend, x, rp, acc, cnt, bp, er
         shift = 0
         left = nb
         while left > 0:
-            take = left if left <= 32 else 32
+            take = min(left, 32)
             i = bp >> 3
             w = (np.int64(bbuf[i]) | (np.int64(bbuf[i + 1]) << 8) | (np.int64(bbuf[i + 2]) << 16)
                  | (np.int64(bbuf[i + 3]) << 24) | (np.int64(bbuf[i + 4]) << 32))

@@ -25,11 +25,10 @@ from pipeline.codecs._entropy import (
     bits_get,
     bits_put,
     extra_bits_of,
-    get_token,
     put_flush,
     put_token,
     rans_get,
-    rans_start,
+    rans_init,
     token_of,
     unzigzag,
     value_of,
@@ -197,10 +196,9 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
 @njit(cache=True)
 def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, ring, attrs):
     """Inverse of :func:`scan_encode`; returns an error code (0 = ok)."""
-    x_, rp, err = rans_start(rbuf, rend)
-    acc = np.int64(0)
-    cnt = 0
-    bp = 0
+    rst = np.zeros(3, np.int64)
+    bst = np.zeros(4, np.int64)
+    rans_init(rbuf, rstart, rend, rst)
     last = np.full(nrings, -1, np.int64)
     last2 = np.full(nrings, -1, np.int64)
     ptok = np.zeros((nrings, 3 + na), np.int64)
@@ -210,8 +208,7 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
     for i in range(n):
         r = 0
         if nrings > 1:
-            ring_tok, u, x_, rp, acc, cnt, bp, err = get_token(C_RING + _BK[ring_tok], rbuf, rend, freq, cum, lut,
-                                                               bbuf, bend, x_, rp, acc, cnt, bp, err)
+            ring_tok, u = _get(C_RING + _BK[ring_tok], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             r = unzigzag(u) + (prev_ring + 1 if prev_ring >= 0 else 0)
             if r < 0 or r >= nrings:
                 return 2
@@ -219,12 +216,9 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         ring[i] = r
         j = last[r]
         if j < 0:
-            _, ux, x_, rp, acc, cnt, bp, err = get_token(C_FIRST, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp, acc,
-                                                         cnt, bp, err)
-            _, uy, x_, rp, acc, cnt, bp, err = get_token(C_FIRST + 1, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
-                                                         acc, cnt, bp, err)
-            _, uz, x_, rp, acc, cnt, bp, err = get_token(C_FIRST + 2, rbuf, rend, freq, cum, lut, bbuf, bend, x_, rp,
-                                                         acc, cnt, bp, err)
+            _, ux = _get(C_FIRST, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            _, uy = _get(C_FIRST + 1, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            _, uz = _get(C_FIRST + 2, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             x, y, z = unzigzag(ux), unzigzag(uy), unzigzag(uz)
             if i > 0:
                 x += q[i - 1, 0] - cx
@@ -241,8 +235,7 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
                 px, py, pz = x1, y1, z1
             swap = abs(px) < abs(py)
             pa, pb = (py, px) if swap else (px, py)
-            ta, ua, x_, rp, acc, cnt, bp, err = get_token(C_A + _BK[ptok[r, 0]], rbuf, rend, freq, cum, lut, bbuf,
-                                                          bend, x_, rp, acc, cnt, bp, err)
+            ta, ua = _get(C_A + _BK[ptok[r, 0]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             va = unzigzag(ua) + _rnd(pa)
             s = 1.0
             if abs(pa) >= 1.0:
@@ -252,10 +245,8 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
                 elif s > 4.0:
                     s = 4.0
             ba = _BK[ta] * NB
-            tb, ub, x_, rp, acc, cnt, bp, err = get_token(C_B + ba + _BK[ptok[r, 1]], rbuf, rend, freq, cum, lut, bbuf,
-                                                          bend, x_, rp, acc, cnt, bp, err)
-            tz, uz, x_, rp, acc, cnt, bp, err = get_token(C_Z + ba + _BK[ptok[r, 2]], rbuf, rend, freq, cum, lut, bbuf,
-                                                          bend, x_, rp, acc, cnt, bp, err)
+            tb, ub = _get(C_B + ba + _BK[ptok[r, 1]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+            tz, uz = _get(C_Z + ba + _BK[ptok[r, 2]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             vb = unzigzag(ub) + _rnd(pb * s)
             z = unzigzag(uz) + _rnd(pz * s)
             x, y = (vb, va) if swap else (va, vb)
@@ -267,15 +258,14 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         q[i, 2] = z + cz
         for a in range(na):
             pv = attrs[j, a] if j >= 0 else (attrs[i - 1, a] if i > 0 else 0)
-            t, u, x_, rp, acc, cnt, bp, err = get_token(C_ATTR + NB * a + _BK[ptok[r, 3 + a]], rbuf, rend, freq, cum,
-                                                        lut, bbuf, bend, x_, rp, acc, cnt, bp, err)
+            t, u = _get(C_ATTR + NB * a + _BK[ptok[r, 3 + a]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             attrs[i, a] = pv + unzigzag(u)
             ptok[r, 3 + a] = t
         last2[r] = j
         last[r] = i
-        if err:
+        if rst[2] or bst[3]:
             return 1
-    if err or x_ != (1 << 23) or rp != rend or (bp + 7) // 8 != bend:
+    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
         return 1
     return 0
 
@@ -327,15 +317,13 @@ def morton_encode(keys, attrs, sym, ctx, bbuf, bst):
 
 @njit(cache=True)
 def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, attrs):
-    x_, rp, err = rans_start(rbuf, rend)
-    acc = np.int64(0)
-    cnt = 0
-    bp = 0
+    rst = np.zeros(3, np.int64)
+    bst = np.zeros(4, np.int64)
+    rans_init(rbuf, rstart, rend, rst)
     prev = np.int64(0)
     ptok = np.zeros(1 + na, np.int64)
     for i in range(n):
-        t, u, x_, rp, acc, cnt, bp, err = get_token(C_MORTON + _BK[ptok[0]], rbuf, rend, freq, cum, lut, bbuf, bend,
-                                                    x_, rp, acc, cnt, bp, err)
+        t, u = _get(C_MORTON + _BK[ptok[0]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
         ptok[0] = t
         key = prev + u
         prev = key
@@ -351,12 +339,11 @@ def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, 
         q[i, 2] = c + lo[2]
         for j in range(na):
             pv = attrs[i - 1, j] if i > 0 else 0
-            t, u, x_, rp, acc, cnt, bp, err = get_token(NB * (1 + j) + _BK[ptok[1 + j]], rbuf, rend, freq, cum, lut,
-                                                        bbuf, bend, x_, rp, acc, cnt, bp, err)
+            t, u = _get(NB * (1 + j) + _BK[ptok[1 + j]], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             attrs[i, j] = pv + unzigzag(u)
             ptok[1 + j] = t
-        if err:
+        if rst[2] or bst[3]:
             return 1
-    if err or x_ != (1 << 23) or rp != rend or (bp + 7) // 8 != bend:
+    if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
         return 1
     return 0
