@@ -10,6 +10,9 @@ coordinate and z are then predicted as ``pred * s`` (the point moves along its r
 IEEE-754 +, -, *, / and sqrt are used (correctly rounded everywhere), so encoder and decoder
 agree bit for bit on any platform; no transcendental functions.
 
+Rings are coded in scan order as the difference to the ring that followed the previous point's
+ring the last time (the firing order repeats column after column, whatever it is).
+
 Contexts: the bucketed token of the same component at the previous point of the ring, and for
 the second and third components also the bucket of the first component's token.
 """
@@ -114,6 +117,7 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     na = attrs.shape[1]
     last = np.full(nrings, -1, np.int64)
     last2 = np.full(nrings, -1, np.int64)
+    nxt = (np.arange(nrings) + 1) % nrings  # the ring that followed each ring last time: firing order
     ptok = np.zeros((nrings, 3 + na), np.int64)
     cx, cy, cz = center[0], center[1], center[2]
     k = 0
@@ -126,11 +130,12 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     for i in range(n):
         r = ring[i]
         if nrings > 1:
-            d = r - prev_ring - 1
-            if prev_ring < 0:
-                d = r
-            ring_tok, acc, cnt, pos = put_token(zigzag(d), C_RING + _BK[ring_tok], k, sym, ctx, bbuf, acc, cnt, pos)
+            pred_ring = nxt[prev_ring] if prev_ring >= 0 else 0
+            ring_tok, acc, cnt, pos = put_token(zigzag(r - pred_ring), C_RING + _BK[ring_tok], k, sym, ctx, bbuf, acc,
+                                                cnt, pos)
             k += 1
+            if prev_ring >= 0:
+                nxt[prev_ring] = r
             prev_ring = r
         j = last[r]
         x = q[i, 0] - cx
@@ -201,6 +206,7 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
     rans_init(rbuf, rstart, rend, rst)
     last = np.full(nrings, -1, np.int64)
     last2 = np.full(nrings, -1, np.int64)
+    nxt = (np.arange(nrings) + 1) % nrings  # the ring that followed each ring last time: firing order
     ptok = np.zeros((nrings, 3 + na), np.int64)
     cx, cy, cz = center[0], center[1], center[2]
     prev_ring = -1
@@ -209,9 +215,11 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
         r = 0
         if nrings > 1:
             ring_tok, u = _get(C_RING + _BK[ring_tok], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
-            r = unzigzag(u) + (prev_ring + 1 if prev_ring >= 0 else 0)
+            r = unzigzag(u) + (nxt[prev_ring] if prev_ring >= 0 else 0)
             if r < 0 or r >= nrings:
                 return 2
+            if prev_ring >= 0:
+                nxt[prev_ring] = r
             prev_ring = r
         ring[i] = r
         j = last[r]

@@ -17,11 +17,11 @@ Two point orders, chosen per chunk (``order="auto"``):
 - **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
   cloud. For clouds without structure.
 
-``auto`` picks one order up front and encodes once: for a cloud with rings, a scan-order pass
-over its first 8192 points counts the points that turn back against their ring's sense of
-rotation; above 0.5 % (lines out of azimuth order: shuffled, or merged returns as in the
-nuScenes sweep) the ring order is used, else scan order. A cloud without rings goes to the ring
-order on inferred lines. Only when the result costs more than ``try_other_above_bits`` bits per
+``auto`` picks one order up front and encodes once: for a cloud with rings, its first 8192
+points (xyz and ring) are encoded in scan and in ring order and the smaller wins (ring order
+wins where lines are out of azimuth order: shuffled, or merged returns as in the nuScenes sweep,
+and on most decoded sweeps by a little). A cloud without rings goes to the ring order on
+inferred lines. Only when the result costs more than ``try_other_above_bits`` bits per
 point (no scan structure found) are the other orders tried, Morton among them, and the smallest
 kept. A reordered cloud decodes in that order; :attr:`QuantizedCloud.permutation`
 gives the input index of each decoded point when ``keep_order`` is set (costs about
@@ -53,8 +53,7 @@ MODE_NAMES = {v: k for k, v in MODES.items()}
 _META = struct.Struct("<dBHB3q3qII")
 _MAX_Q = 1 << 40  # |coordinate / step| bound: keeps every predictor term far from int64 limits
 _MAX_RINGS = 4096
-REVERSALS_FOR_RING = 0.005  # share of points turning back in their ring above which ring order is used
-_ESTIMATE_POINTS = 8192  # prefix the order estimate looks at
+_ESTIMATE_POINTS = 8192  # prefix the order estimate encodes both ways
 
 
 @dataclass
@@ -238,7 +237,7 @@ class QuantizedCodec:
         elif not ring_dtype:
             modes = ["ring"]  # no rings: inferred lines, sorted (scan order on one line predicts badly)
         else:
-            modes = ["ring" if self._reversals(q, ring, nrings, c) > REVERSALS_FOR_RING else "scan"]
+            modes = [self._pick_order(q, ring, nrings, c)]
         best: tuple[int, bytes, np.ndarray | None] | None = None
         tried: set[str] = set()
         while modes:
@@ -260,20 +259,16 @@ class QuantizedCodec:
         self.last_mode = MODE_NAMES[best[0]]
         return C.pack(NAME, best[0], n, len(descs), best[1])
 
-    @staticmethod
-    def _reversals(q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray) -> float:
-        """Share of points turning back in their ring, from a scan-order pass over a prefix
-        (the estimate that decides between scan and ring order without encoding both)."""
+    def _pick_order(self, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray) -> str:
+        """Scan or ring order, by encoding the first points (xyz and ring only) both ways."""
         m = min(len(q), _ESTIMATE_POINTS)
-        if m == 0:
-            return 0.0
-        sym = np.empty(m * 4 + 1, np.uint8)
-        ctx = np.empty(m * 4 + 1, np.int32)
-        bbuf = np.empty(m * 32 + 16, np.uint8)
-        stats = np.zeros(1, np.int64)
-        K.scan_encode(q[:m], ring[:m], nrings, c, np.zeros((m, 0), np.int64), sym, ctx, bbuf, np.zeros(3, np.int64),
-                      stats)
-        return int(stats[0]) / m
+        qp, rp = q[:m], ring[:m]
+        empty = np.zeros((m, 0), np.int64)
+        sizes = {}
+        for mode in ("scan", "ring"):
+            got = self._encode_mode(mode, qp, rp, nrings, c, empty, [], [], "")
+            sizes[mode] = len(got[0]) if got is not None else 1 << 62
+        return min(sizes, key=lambda k: sizes[k])
 
     @staticmethod
     def _center(q: np.ndarray) -> np.ndarray:
