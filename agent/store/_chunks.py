@@ -31,6 +31,7 @@ disk_full, evicted, dataset_sealed, recovered, ...) are for the fleet client to 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -324,8 +325,30 @@ class ChunkStore:
                                    "policy": self.config.store.policy}, level=logging.WARNING)
         return StoreFullError(reason, used, budget)
 
+    def _oldest_anchored(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT session FROM datasets WHERE state = ? AND evicted = 0 AND sealing = 0 "
+            "ORDER BY sealed_ns, session LIMIT 1", (State.ANCHORED,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _evict_for_disk(self) -> bool:
+        """Policy ``evict`` on a full file system (not only a full budget): drop the oldest
+        anchored datasets until the reserve file fits again. The reserve is released first
+        so that the evictions can be recorded. False (nothing evicted that helped) under
+        policy ``stop`` or when nothing is both uploaded and anchored."""
+        if self.config.store.policy != "evict" or self._oldest_anchored() is None:
+            return False
+        if remove_quietly(self.reserve_path):
+            log.warning("file system full: reserve of %d bytes released to evict anchored data",
+                        self.config.store.reserve_bytes)
+        while (victim := self._oldest_anchored()) is not None:
+            self.evict_dataset(victim)
+            if self._restore_reserve():
+                return True
+        return False
+
     def _ensure_room(self, need: int) -> None:
-        if self._fs_full and not self._restore_reserve():
+        if self._fs_full and not self._restore_reserve() and not self._evict_for_disk():
             self._bump("chunks_refused")
             self._event("disk_full", {"what": "file system still full (reserve released)", "needed": need,
                                       "policy": self.config.store.policy}, level=logging.WARNING)
@@ -335,13 +358,11 @@ class ChunkStore:
         while self.used_bytes() + need > budget:
             if self.config.store.policy == "stop":
                 raise self._refuse("policy stop: new data refused until space is freed", need)
-            victim = self.conn.execute(
-                "SELECT session FROM datasets WHERE state = ? AND evicted = 0 AND sealing = 0 "
-                "ORDER BY sealed_ns, session LIMIT 1", (State.ANCHORED,)).fetchone()
+            victim = self._oldest_anchored()
             if victim is None:
                 raise self._refuse("policy evict: nothing evictable (no dataset both uploaded and anchored); "
                                    "acting as stop", need)
-            self.evict_dataset(victim[0])
+            self.evict_dataset(victim)
 
     def evict_dataset(self, session: str) -> int:
         """Drop an anchored dataset's files (it must be uploaded and anchored). Returns bytes freed."""
@@ -398,27 +419,34 @@ class ChunkStore:
             attached = self.config.attach_payload
             paths = self.chunk_paths(chunk.id, attached)
             blobs = [chunk.attached()] if attached else [chunk.cose, spec.payload]
-            try:
-                write_files_atomically(list(zip(paths, blobs)))
-            except OSError as exc:
-                for p in paths:
-                    remove_quietly(p)
-                raise self._io_failure(exc, "writing chunk files", len(spec.payload)) from None
             h = chunk.header
-            try:
-                with self._tx() as c:
-                    c.execute(
-                        "INSERT INTO chunks (id, stream, seq, t_start_ns, t_end_ns, payload_bytes, file_bytes, "
-                        "attached, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (chunk.id, h.stream, h.seq, h.t_start_ns, h.t_end_ns, h.payload_size,
-                         sum(len(b) for b in blobs), int(attached), State.CHUNKED, time.time()))
-                    c.execute("INSERT INTO stream_heads (stream, seq, hash, t_end_ns) VALUES (?, ?, ?, ?) "
-                              "ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
-                              "t_end_ns = excluded.t_end_ns", (h.stream, h.seq, chunk.id_bytes, h.t_end_ns))
-            except sqlite3.Error as exc:
-                for p in paths:
-                    remove_quietly(p)
-                raise self._io_failure(exc, "committing a chunk", len(spec.payload)) from None
+            # A full file system under policy evict: evict anchored data, then one retry.
+            for attempt in (0, 1):
+                try:
+                    write_files_atomically(list(zip(paths, blobs)))
+                except OSError as exc:
+                    for p in paths:
+                        remove_quietly(p)
+                    if attempt == 0 and _is_full(exc) and self._evict_for_disk():
+                        continue
+                    raise self._io_failure(exc, "writing chunk files", len(spec.payload)) from None
+                try:
+                    with self._tx() as c:
+                        c.execute(
+                            "INSERT INTO chunks (id, stream, seq, t_start_ns, t_end_ns, payload_bytes, file_bytes, "
+                            "attached, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (chunk.id, h.stream, h.seq, h.t_start_ns, h.t_end_ns, h.payload_size,
+                             sum(len(b) for b in blobs), int(attached), State.CHUNKED, time.time()))
+                        c.execute("INSERT INTO stream_heads (stream, seq, hash, t_end_ns) VALUES (?, ?, ?, ?) "
+                                  "ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                                  "t_end_ns = excluded.t_end_ns", (h.stream, h.seq, chunk.id_bytes, h.t_end_ns))
+                except sqlite3.Error as exc:
+                    for p in paths:
+                        remove_quietly(p)
+                    if attempt == 0 and _is_full(exc) and self._evict_for_disk():
+                        continue
+                    raise self._io_failure(exc, "committing a chunk", len(spec.payload)) from None
+                break
             self._used = self.used_bytes() + sum(len(b) for b in blobs)
             return chunk
 
@@ -437,9 +465,7 @@ class ChunkStore:
         return True
 
     def _io_failure(self, exc: Exception, what: str, need: int) -> StoreError:
-        full = (isinstance(exc, OSError) and exc.errno == 28) or (
-            isinstance(exc, sqlite3.Error) and "full" in str(exc).lower())
-        if full:
+        if _is_full(exc):
             # Release the reserve so that the counter and the event below can be written.
             self._fs_full = True
             released = remove_quietly(self.reserve_path)
@@ -693,6 +719,12 @@ class ChunkStore:
             args = (stream,)
         for r in self.conn.execute(q + " ORDER BY rowid", args):
             yield r[0], r[1], r[2], State(r[3])
+
+
+def _is_full(exc: Exception) -> bool:
+    """ENOSPC from a file write, or SQLite's "database or disk is full"."""
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+        isinstance(exc, sqlite3.Error) and "full" in str(exc).lower())
 
 
 def _link(src: Path, dst: Path) -> None:

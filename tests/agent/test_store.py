@@ -231,6 +231,50 @@ def test_disk_full_on_a_small_filesystem(tmp_path):
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def test_disk_full_under_policy_evict_drops_only_anchored_data(tmp_path):
+    """A real full file system (not the budget) under policy evict: the oldest anchored dataset
+    goes, ingestion carries on, an unanchored dataset is never touched, and when nothing is
+    evictable the store stops cleanly."""
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt):
+        pytest.skip("mounting a small tmpfs is not permitted here (the budget tests cover policy evict)")
+    st = None
+    try:
+        cfg = ProvenanceConfig(store={"budget_bytes": 1 << 40, "policy": "evict", "reserve_bytes": 64 * 1024})
+        st = ChunkStore(mnt / "s", SIGNER, cfg, config_hash="c" * 64)
+        specs = iter(pcap_chunks(fixture_file(PCAP), 0.05, rounds=200))
+        for _ in range(12):  # about 0.4 MiB each
+            st.ingest(next(specs))
+        st.seal_dataset(session="old")
+        st.mark_uploaded("old")
+        st.mark_anchored("old", "0xabc")
+        for _ in range(6):
+            st.ingest(next(specs))
+        st.seal_dataset(session="kept")  # sealed, not uploaded: never evicted
+        committed = []
+        with pytest.raises(StoreFullError, match="file system is full"):
+            for spec in specs:
+                committed.append(st.ingest(spec).id)
+        kinds = [e["kind"] for e in st.events()]
+        assert "evicted" in kinds and kinds[-1] == "disk_full"
+        ds = {d["session"]: d for d in st.datasets()}
+        assert ds["old"]["evicted"] and not ds["kept"]["evicted"]
+        assert not st.dataset_dir("old").exists()
+        assert verify_path(st.dataset_dir("kept")).ok
+        assert len(committed) > 12  # the evicted dataset's room was used again
+        for cid in committed:
+            from agent.provenance import verify_chunk
+
+            assert verify_chunk(*st.read_chunk(cid), SIGNER.public_key) == []
+        st.close()
+        st = ChunkStore(mnt / "s", SIGNER, cfg, config_hash="c" * 64)
+        assert [cid for cid, *_ in st.iter_chunks()][-len(committed):] == committed
+    finally:
+        if st is not None:
+            st.close()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 def test_sessions_end_on_ignition_off_or_window(tmp_path):
     st = _open(tmp_path, dataset={"window_s": 0.2})
     st.on_ignition(True)
