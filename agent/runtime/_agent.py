@@ -439,7 +439,9 @@ class Agent:
             return
         evs = self.store.events(unpublished_only=True)
         for ev in evs:
-            self.fleet.publish_event(ev.get("kind", "store"), ev.get("detail", ev), event_id=f"store:{ev.get('id')}")
+            # "store_<kind>": the store's own log (dataset_sealed/dat_minted come from _advance_dataset)
+            self.fleet.publish_event(f"store_{ev.get('kind')}", ev.get("detail", {}),
+                                     event_id=f"store:{self.summary.device}:{ev.get('id')}")
         if evs:
             self.store.mark_events_published(max(int(e.get("id", 0)) for e in evs))
 

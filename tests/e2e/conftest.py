@@ -31,18 +31,16 @@ def real_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The VLP-16 rosbag2 (4 scans) with the 31-minute Munich NMEA track, time-aligned by
     agent.recording's import (GNSS shifted so the LiDAR lands LIDAR_AT_S into the track)."""
     from agent.recording import import_drive
-    from sensors.gnss import NmeaFileSource
-    from sensors.packets import open_packet_source
 
     bag = fixture_file("lidar/velodyne/vlp16_rosbag2")
     nmea = fixture_file("gnss/munich_drive_2014.nmea")
-    with open_packet_source(bag) as src:
-        lidar_first = next(iter(src)).timestamp
-    with NmeaFileSource(nmea) as g:
-        gnss_first = next(m.utc_ns for m in g) / 1e9
-    out = tmp_path_factory.mktemp("drive") / "real.mcap"
+    d = tmp_path_factory.mktemp("drive")
+    # first aligned (the import's own rule: first NMEA epoch on the first packet), then moved
+    aligned = import_drive(d / "aligned.mcap", gnss=str(nmea), lidar=str(bag), offsets={"gnss": "align"})
+    out = d / "real.mcap"
     stats = import_drive(out, lidar=str(bag), gnss=str(nmea),
-                         offsets={"gnss": lidar_first - gnss_first - LIDAR_AT_S})
+                         offsets={"gnss": aligned.offsets_s["gnss"] - LIDAR_AT_S})
+    (d / "aligned.mcap").unlink()
     assert stats.lidar_packets > 500 and stats.gnss_fixes > 1000
     return out
 
