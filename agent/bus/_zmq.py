@@ -8,6 +8,11 @@ against ZeroMQ's "slow joiner" effect.
 Drops are counted where they can be seen: each message carries the publisher's id and a
 sequence number per (publisher, message type); the subscriber counts gaps in it.
 
+A replay of a recording must lose nothing, so ``Publisher(..., lossless=True)`` sets
+ZMQ_XPUB_NODROP: at a subscriber's high-water mark ZeroMQ refuses the send (EAGAIN) instead
+of dropping, and :meth:`Publisher.publish` waits and retries. Live capture keeps the default
+(never waits).
+
 Sockets are not thread safe: use one Publisher or Subscriber per thread.
 """
 
@@ -108,7 +113,8 @@ class _Socket:
 
 
 class Publisher(_Socket):
-    """Publishes bus messages; never blocks on slow subscribers (they lose messages at the HWM).
+    """Publishes bus messages; never blocks on slow subscribers (they lose messages at the HWM),
+    unless ``lossless=True`` (replay): then it waits for them instead of dropping.
 
     ``bind=True`` (default) when this is the one publisher many subscribers connect to;
     ``bind=False`` when many publishers connect to one subscriber that binds.
@@ -117,9 +123,20 @@ class Publisher(_Socket):
     _kind = zmq.XPUB
 
     def __init__(self, endpoint: str, *, send_hwm: int = 10000, bind: bool = True, linger_ms: int = 0,
-                 context: zmq.Context | None = None, publisher_id: int | None = None) -> None:
+                 context: zmq.Context | None = None, publisher_id: int | None = None,
+                 lossless: bool = False, stall_timeout_s: float = 30.0) -> None:
         super().__init__(endpoint, bind=bind, linger_ms=linger_ms, context=context)
         self.send_hwm = send_hwm
+        # lossless: wait for a full subscriber instead of dropping (replay, not live capture);
+        # a subscriber that takes nothing for stall_timeout_s fails the publish (BusError)
+        self.lossless = lossless
+        self.stall_timeout_s = stall_timeout_s
+        self.waits = 0  # lossless: sends that had to wait for a subscriber's queue
+        self._own_ctx: zmq.Context | None = None
+        self._t_opened = 0.0
+        self._t_last_send = 0.0  # perf_counter of the last message sent
+        self._t_first_wait: float | None = None  # first time a subscriber's queue was full
+        self._sent_at_first_wait = 0
         self.publisher_id = publisher_id if publisher_id is not None else int.from_bytes(os.urandom(4), "little")
         self._seq: dict[MessageType, int] = {}
         self.sent = 0  # messages handed to ZeroMQ
@@ -133,33 +150,112 @@ class Publisher(_Socket):
     def _configure(self, sock: zmq.Socket) -> None:
         sock.setsockopt(zmq.SNDHWM, self.send_hwm)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscriber's subscription
+        if self.lossless:
+            sock.setsockopt(zmq.XPUB_NODROP, 1)  # EAGAIN at the HWM instead of a silent drop
 
     def open(self) -> Publisher:
-        super().open()
+        if self.lossless and self._ctx is None and self._sock is None and not self.endpoint.startswith("inproc://"):
+            # A context of its own, terminated by close(): only terminating a context makes
+            # ZeroMQ send what is still queued before the process exits (pyzmq does not
+            # terminate the shared instance at exit, so a replay would lose its tail).
+            self._own_ctx = self._ctx = zmq.Context()
+        self._t_opened = time.perf_counter()
+        try:
+            super().open()
+        except BaseException:
+            self._drop_own_context()
+            raise
         return self
+
+    def close(self) -> None:
+        """Close the socket. Lossless (not inproc): first give the subscribers time to take
+        the backlog, then wait until every queued message has gone (at most
+        max(linger_ms, stall_timeout_s))."""
+        if self._own_ctx is not None and self._sock is not None:
+            # ZeroMQ's linger empties the socket's queue, but then drops the connection with
+            # the last batch it could not yet write to a full kernel buffer (a slow reader
+            # loses the tail). PUB/SUB has no delivery receipt, so wait for the backlog to
+            # drain at the readers' rate as measured while they held this publisher back.
+            time.sleep(self._settle_s())
+            self._sock.close(max(self.linger_ms, int(self.stall_timeout_s * 1000)))
+            self._sock = None
+        super().close()
+        self._drop_own_context()
+
+    def _settle_s(self) -> float:
+        """How long the readers need for what may still be queued for them (lossless close)."""
+        if not self.sent:
+            return 0.0
+        now = time.perf_counter()
+        if self._t_first_wait is not None and self._t_last_send > self._t_first_wait:
+            # held back at the HWM: since then this publisher moved at the slowest reader's pace
+            rate = (self.sent - self._sent_at_first_wait) / (self._t_last_send - self._t_first_wait)
+            backlog = self.send_hwm
+        else:
+            rate = self.sent / max(now - self._t_opened, 1e-3)
+            backlog = min(self.sent, self.send_hwm)
+        return min(self.stall_timeout_s, 0.25 + 2.0 * backlog / max(rate, 1.0))
+
+    def _drop_own_context(self) -> None:
+        if self._own_ctx is not None:
+            self._own_ctx.term()  # blocks until the queues are flushed (or linger ran out)
+            self._own_ctx = self._ctx = None
 
     def __enter__(self) -> Publisher:
         return self.open()
 
     def publish(self, msg: BusMessage) -> bool:
         """Stamp ``msg`` with this publisher's id and next sequence number, encode and send it.
-        Returns False when ZeroMQ refused it outright (counted in ``send_failed``); messages
-        dropped for a full subscriber queue are invisible here and counted by subscribers."""
+
+        Default (live capture): never waits. Returns False when ZeroMQ refused it outright
+        (counted in ``send_failed``; the sequence number is not used up, so subscribers see no
+        false gap); messages dropped for a full subscriber queue are invisible here and
+        counted by subscribers. ``lossless``: waits while a subscriber's queue is full and
+        returns True once sent; raises BusError when no subscriber took anything for
+        ``stall_timeout_s``."""
         sock = self._socket()
         kind = msg.TYPE
         seq = self._seq.get(kind, 0) + 1
-        self._seq[kind] = seq
         msg.seq = seq
         msg.publisher = self.publisher_id
         body = msg.encode()
-        try:
-            sock.send(kind.topic, zmq.SNDMORE | zmq.NOBLOCK)
-            sock.send(body, zmq.NOBLOCK, copy=len(body) < _ZERO_COPY_MIN)
-        except zmq.Again:
+        if not self._send_frame(sock, kind.topic, zmq.SNDMORE | zmq.NOBLOCK):
             self.send_failed += 1
             return False
+        # The topic frame went: ZeroMQ counts whole messages against the HWM, so the body
+        # follows; it must, or the next topic would be glued onto this message.
+        self._send_frame(sock, body, zmq.NOBLOCK, copy=len(body) < _ZERO_COPY_MIN, wait=True)
+        self._seq[kind] = seq  # only a message that went takes a sequence number
         self.sent += 1
+        if self.lossless:
+            self._t_last_send = time.perf_counter()
         return True
+
+    def _send_frame(self, sock: zmq.Socket, frame: bytes, flags: int, copy: bool = True,
+                    wait: bool = False) -> bool:
+        """One frame without blocking; in lossless mode (or ``wait``) retry with a short
+        backoff (an XPUB is always writable to poll(), so there is nothing to poll on)."""
+        try:
+            sock.send(frame, flags, copy=copy)
+            return True
+        except zmq.Again:
+            if not (self.lossless or wait):
+                return False
+        self.waits += 1
+        if self._t_first_wait is None:
+            self._t_first_wait, self._sent_at_first_wait = time.perf_counter(), self.sent
+        deadline = time.monotonic() + self.stall_timeout_s
+        pause = 20e-6
+        while True:
+            time.sleep(pause)
+            try:
+                sock.send(frame, flags, copy=copy)  # each call lets ZeroMQ see what readers took
+                return True
+            except zmq.Again:
+                if time.monotonic() > deadline:
+                    raise BusError(f"bus {self.endpoint}: a subscriber took no message for "
+                                   f"{self.stall_timeout_s:g} s (lossless publisher)") from None
+                pause = min(pause * 2, 0.005)
 
     def _drain_subscriptions(self, timeout_ms: int) -> int:
         sock = self._socket()

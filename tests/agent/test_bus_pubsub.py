@@ -132,6 +132,68 @@ def test_slow_subscriber_never_blocks_the_publisher_and_counts_drops(tmp_path: P
     assert sub.stats.received == len(seqs) < n
 
 
+def test_lossless_publisher_waits_for_a_full_subscriber_and_keeps_sequence(tmp_path: Path) -> None:
+    """lossless=True (replay): at the high-water mark ZeroMQ refuses the send instead of
+    dropping; publish waits, and a refused send (stall timeout) uses up no sequence number."""
+    ep = f"ipc://{tmp_path}/nodrop.sock"
+    payload = bytes(1206)
+    with Publisher(ep, send_hwm=5, lossless=True, stall_timeout_s=0.2) as pub, \
+            Subscriber(ep, recv_hwm=5) as sub:
+        pub.wait_for_subscriber()
+        sent = 0
+        with pytest.raises(BusError, match="took no message for 0.2 s"):
+            for _ in range(10_000):  # nobody reads: the queues fill, then the send is refused
+                pub.publish(LidarPacket(port=2368, data=payload))
+                sent += 1
+        assert 0 < sent < 10_000 and pub.sent == sent
+        got = []
+        while (m := sub.recv(timeout_ms=300)) is not None:
+            got.append(m.seq)
+        assert got == list(range(1, sent + 1)), "a message was dropped at the high-water mark"
+        # the refused message took no sequence number: the next one continues the stream
+        assert pub.publish(LidarPacket(port=2368, data=payload))
+        m = sub.recv(timeout_ms=2000)
+        assert m is not None and m.seq == sent + 1
+        assert sub.stats.dropped == 0 and sub.stats.received == sent + 1
+
+        # a slow reader (a thread here) gets everything while the publisher waits for it
+        n = 3000
+        seqs: list[int] = []
+
+        def consume() -> None:
+            while len(seqs) < n:
+                m = sub.recv(timeout_ms=5000)
+                if m is None:
+                    return
+                seqs.append(m.seq)
+                if len(seqs) % 200 == 0:
+                    time.sleep(0.01)
+
+        t = threading.Thread(target=consume)
+        t.start()
+        for _ in range(n):
+            assert pub.publish(LidarPacket(port=2368, data=payload))
+        t.join(30)
+    assert seqs == list(range(sent + 2, sent + 2 + n))
+    assert pub.waits > 0, "the publisher never waited: the test did not reach the high-water mark"
+    assert sub.stats.dropped == 0
+
+
+def test_default_publisher_drops_at_the_high_water_mark_without_waiting(tmp_path: Path) -> None:
+    """Live capture: the same non-reading subscriber makes the default publisher drop, not wait."""
+    ep = f"ipc://{tmp_path}/drop.sock"
+    with Publisher(ep, send_hwm=5) as pub, Subscriber(ep, recv_hwm=5) as sub:
+        pub.wait_for_subscriber()
+        t0 = time.perf_counter()
+        for _ in range(5000):
+            assert pub.publish(LidarPacket(port=2368, data=bytes(1206)))
+        assert time.perf_counter() - t0 < 5
+        got = 0
+        while sub.recv(timeout_ms=300) is not None:
+            got += 1
+        assert 0 < got < 5000 and pub.waits == 0
+
+
 def test_malformed_frames_are_counted_or_raised() -> None:
     ep = f"inproc://bus-junk-{time.monotonic_ns()}"
     ctx = zmq.Context.instance()
