@@ -28,7 +28,10 @@ with or without removing difference 1: about 1 % of nebula's points sit where it
 defect puts them. The test checks what can be checked honestly: the counts, that every other
 point agrees to well under a millimetre once the documented z calibration is taken out, and
 that each point off by more than 2 cm is a return we decoded too (same ring and range, same
-reflectivity) at an azimuth within the defect's reach.
+reflectivity) at an azimuth within the defect's reach, and (checked block by block in
+``test_every_far_point_is_nebulas_uninterpolated_azimuth``) that each of those is exactly
+nebula's uninterpolated azimuth: the raw block azimuth in the packet's last pair (~130 points),
+the next pair's raw azimuth in an odd block (~15 points), nothing else.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from sensors.lidar.velodyne._models import VLP16
 from sensors.packets import open_packet_source
 from tests._fixtures import fixture_file
 
+VLP16_BLOCK_S = 110.592e-6  # one block pair (two firing sequences); dual-return pairs fire together
 _PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4",
               ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"}
 
@@ -159,3 +163,64 @@ def test_return_types_against_nebula(scans, truth):
     # the rest differ only where both returns of a pair have the same reflectivity (difference 3)
     assert agree.mean() > 0.995
     assert (theirs != identical).sum() > 100  # the comparison is not empty
+
+
+def test_every_far_point_is_nebulas_uninterpolated_azimuth(scans, truth):
+    """Difference 2 checked exactly, block by block. Each packet of the last scan is decoded
+    alone, so each of our returns knows its block pair (from its firing time) and the raw
+    azimuths of its packet. Every ground-truth point more than 2 cm from ours is one of:
+    - a return of the packet's last pair (blocks 10/11), where nebula's azimuth is the raw
+      block azimuth exactly: no advance with firing time (the manual's interpolation, which
+      we and velodyne_decoder do, moves the 32 firings of a block over ~0.4 degree);
+    - a return of an odd block (strongest, or second when the last is strongest), where nebula's azimuth is the raw azimuth plus one
+      pair's step (0.4 degree), again without advancing with firing time.
+    Nothing else is more than 2 cm off (the issue's 99.5 % target holds for every point
+    nebula does not mis-place: 100 % of them), and the last returns of the first four pairs
+    agree to 2 cm for at least 99.9 % of points."""
+    import struct
+
+    scan = scans[-1]
+    with open_packet_source(fixture_file("lidar/velodyne/vlp16_rosbag2")) as src:
+        packets = list(src)
+    first = sum(s.packets for s in scans[:-1]) - 3  # and a few before: nebula cuts by point
+    laser_of_ring = np.argsort(VLP16.rings())
+    cols = []
+    for p in packets[first : first + 3 + scan.packets]:
+        dec = VelodyneDecoder(time_source="host", model="VLP-16")
+        raw = np.array([struct.unpack_from("<H", p.data, 100 * b + 2)[0] / 100.0 for b in range(12)])
+        for s in list(dec.feed([p])) + list(dec.flush()):
+            pair = np.floor((s.time - p.timestamp) / VLP16_BLOCK_S + 1e-6).astype(np.int64)
+            zc = s.z - VLP16.z_offset_m[laser_of_ring][s.ring]
+            cols.append(np.c_[s.x, s.y, zc, s.ring, s.intensity, s.azimuth, s.return_type, pair,
+                              raw[2 * pair], raw[np.minimum(2 * pair + 2, 10)]])
+    ours = np.concatenate(cols)
+    gt = np.c_[truth["x"], truth["y"], truth["z"]].astype(np.float64)
+    dist, idx = _nearest(gt, ours[:, :3])
+    rng = np.linalg.norm(ours[:, :3], axis=1)
+    gt_az = np.degrees(truth["azimuth"].astype(np.float64)) % 360.0
+
+    def wrap(a):
+        return (a + 180.0) % 360.0 - 180.0
+
+    last_pair, odd_block = np.zeros(len(gt), bool), np.zeros(len(gt), bool)
+    for i in np.flatnonzero(dist >= 0.02):
+        same = (ours[:, 3] == truth["channel"][i]) & (ours[:, 4] == truth["intensity"][i])
+        same &= np.abs(rng - truth["distance"][i]) < 0.0011
+        cand = np.flatnonzero(same)
+        assert cand.size, truth[i]
+        j = cand[np.argmin(np.abs(wrap(ours[cand, 5] - gt_az[i])))]
+        pair, own_raw, next_raw = int(ours[j, 7]), ours[j, 8], ours[j, 9]
+        if pair == 5 and abs(wrap(gt_az[i] - own_raw)) < 0.005:
+            last_pair[i] = True
+        elif int(ours[j, 6]) & (RETURN_STRONGEST | RETURN_SECOND) and abs(wrap(gt_az[i] - next_raw)) < 0.025:
+            odd_block[i] = True
+        else:
+            raise AssertionError(f"ground-truth point {i} is {dist[i] * 100:.1f} cm off, unexplained: {truth[i]}")
+    assert last_pair.sum() > 100 and odd_block.sum() > 5  # the defect is there, and it is all there is
+    # what the literal target would be against a nebula without the defect: every remaining
+    # point is within 2 cm (the loop above raised otherwise), so the share is exactly this
+    defect = last_pair | odd_block
+    assert (len(gt) - defect.sum()) / len(gt) >= 0.99 and (dist[~defect] < 0.02).all()
+    # last returns (even blocks) away from the packet's last pair: nebula and we agree
+    even_early = (ours[idx, 7] < 4) & (ours[idx, 6].astype(np.int64) & RETURN_LAST > 0)
+    assert even_early.sum() > 9000 and (dist[even_early] < 0.02).mean() >= 0.999
