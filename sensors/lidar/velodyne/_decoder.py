@@ -100,8 +100,8 @@ class VelodyneDecoder:
     ``HDL-32E``, ...) instead of detecting it from the packets' factory bytes.
 
     Points: x forward, y left, z up (metres); ``azimuth`` is the interpolated encoder angle
-    (clockwise seen from above, as the sensor counts); ``time`` = packet timestamp + the
-    model's firing offset. Dual return: the even block of a pair is the last return, the odd
+    (clockwise seen from above, as the sensor counts); ``time`` = the packet's time (see
+    ``time_source`` below) + the model's firing offset. Dual return: the even block of a pair is the last return, the odd
     one the strongest; when both carry the same distance and reflectivity the return is
     emitted once with ``RETURN_LAST | RETURN_STRONGEST``; when the last return is at least as
     strong as the other, it gets both flags and the other is ``RETURN_SECOND`` (the manual:
