@@ -74,6 +74,11 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
     else:
         click.echo(f"stopped ({summary['stopped_by']}): {summary['chunks']} chunks, {summary['flows']} Flows, "
                    f"{len(summary['datasets'])} datasets; drops {summary['drops']}")
+    if summary["stopped_by"].startswith("source_error"):
+        # sealed and stopped cleanly, but a source died: exit non-zero so systemd restarts us
+        from agent.cli._common import fail
+
+        fail(f"stopped: {summary['stopped_by']}", 1)
 
 
 def _notify(state: str) -> None:

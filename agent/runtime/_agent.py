@@ -287,6 +287,9 @@ class Agent:
                 except queue.Full:
                     self._drops["capture_overflow"] += 1
         except Exception as exc:  # noqa: BLE001 - a dying source stops the run cleanly
+            if self._stop.is_set():  # closed under it while stopping: expected
+                log.debug("source closed while stopping: %s", exc)
+                return
             log.error("source failed: %s", exc)
             self._stop_reason = f"source_error: {exc}"
             self._stop.set()

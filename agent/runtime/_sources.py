@@ -43,10 +43,9 @@ def lidar_messages(spec: str, stop: threading.Event, closers: list[Any]) -> Iter
 def gnss_messages(spec: str, baud: int, stop: threading.Event, closers: list[Any]) -> Iterator[Any]:
     from sensors.gnss import gnss_source_kind, open_gnss_source
 
-    kw: dict[str, Any] = {}
     if gnss_source_kind(spec) == "serial" and "baud=" not in spec:
-        kw["baudrate"] = baud
-    src = open_gnss_source(spec, **kw)
+        spec = f"serial://{spec.removeprefix('serial://')}?baud={baud}"
+    src = open_gnss_source(spec)
     closers.append(src)
     with src:
         for item in src:
