@@ -11,7 +11,7 @@ its hash map's, i.e. unspecified).
 
 No sort: the three voxel indices are packed into one key (bit widths fitted to the cloud),
 each key finds its voxel id in an open-addressing table (linear probing, Fibonacci hashing,
-a quarter full at most; key and id packed in one int64 per slot), then one pass in input
+half full at most; key and id packed in one int64 per slot), then one pass in input
 order accumulates the per-voxel sums. Bounds and keys read the coordinates as one flat
 ``x0 y0 z0 x1 ...`` array: those loops vectorise (``xyz[i, k]`` indexing does not), and
 the NaN/inf check works on the IEEE bit patterns (integer work, also vectorised).
@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 _EMPTY = np.int64(-1)
+_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
 
 
 _LANES = 48  # 16 points of 3 coordinates: a block the compiler vectorises
@@ -105,17 +106,17 @@ def _keys(flat: np.ndarray, voxel: float, min_bound: np.ndarray, bx: int, by: in
     return keys
 
 
-_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
 
 
 @njit(cache=True)
-def _fill_packed(keys: np.ndarray, start: int, stop: int, tab: np.ndarray, ids: np.ndarray,
-                 idbits: int, shift: int, nv: int) -> int:
-    """Ids of ``keys[start:stop]`` with entries ``key << idbits | id`` in one int64 per
-    slot; the table (power of two, at most a quarter full: short probe runs) never grows."""
+def _fill_packed(keys: np.ndarray, tab: np.ndarray, ids: np.ndarray, idbits: int, shift: int) -> int:
+    """Ids of every key with entries ``key << idbits | id`` in one int64 per slot; the
+    table (power of two, at most half full) never grows. (The same loop over a
+    ``range(start, stop)`` of a longer array runs about 25 % slower.)"""
     mask = tab.shape[0] - 1
     idmask = (np.int64(1) << idbits) - 1
-    for i in range(start, stop):
+    nv = 0
+    for i in range(keys.shape[0]):
         key = keys[i]
         slot = np.int64((np.uint64(key) * _MUL) >> np.uint64(shift))
         while True:
@@ -166,19 +167,22 @@ def assign_ids(keys: np.ndarray, key_bits: int = 63) -> tuple[np.ndarray, int]:
 
     Open addressing with linear probing and Fibonacci hashing. When the key and an id fit
     one int64 together (``key_bits`` + bits of N <= 63, the usual case) the table holds
-    packed entries and is sized once for the worst case (every point its own voxel) at a
-    quarter load; otherwise (key, id) pairs in a table that starts small and doubles."""
+    packed entries and is sized once for the worst case (every point its own voxel) at half
+    load; otherwise (key, id) pairs in a table that starts small and doubles."""
     n = keys.shape[0]
     ids = np.empty(n, dtype=np.int64)
     idbits = 1
     while (np.int64(1) << idbits) <= n:
         idbits += 1
     if key_bits + idbits <= 63:
+        # At most half full: a quarter-full table (twice the memory to clear and to miss
+        # in cache) is 13 % slower on 350k points in 17k voxels, faster only when nearly
+        # every point has its own voxel (where Open3D is slowest anyway).
         lg = 4
-        while (np.int64(1) << lg) < 4 * n:
+        while (np.int64(1) << lg) < 2 * n:
             lg += 1
         tab1 = np.full(np.int64(1) << lg, _EMPTY, dtype=np.int64)
-        nv = _fill_packed(keys, 0, n, tab1, ids, idbits, 64 - lg, 0)
+        nv = _fill_packed(keys, tab1, ids, idbits, 64 - lg)
         return ids, nv
     size = 1024
     while size < 4 * n and size < 65536:
