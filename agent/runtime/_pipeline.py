@@ -87,6 +87,8 @@ class Pipeline:
     """
 
     DECODE_BATCH = 64  # LiDAR packets per decoder call (~85 ms of a VLP-16, ~50 ms of an OS1-128)
+    RAW_MAX_BYTES = 16 << 20  # raw packet chunks: a window or this many bytes (1.3 s of an OS1-128)
+    MAX_POINTS = 400_000  # point chunks are split above this (the encoder's memory is ~100 B a point)
 
     def __init__(self, config: Any, *, lidar_meta: str | None = None, camera: bool = True) -> None:
         from pipeline.chunking import Chunker
@@ -109,6 +111,8 @@ class Pipeline:
         self.lidar_source = "lidar0"
         self._raw = _Window()
         self._batch: list[Any] = []
+        self._raw_bytes = 0
+        self._tbase: float | None = None  # point times are kept as int64 us from here
         self._nmea: dict[str, _Window] = {}
         self._pending: deque[Any] = deque()  # decoded scans waiting for navigation to cover them
         self._nav_t = -math.inf  # newest navigation time (UTC s)
@@ -204,11 +208,12 @@ class Pipeline:
         # raw packets: always kept, one chunk per window
         idx = int(msg.utc_ns // int(self.window_s * 1e9))
         w = self._raw
-        if w.index is not None and idx != w.index:
-            out.append(self._raw_spec())
-        if w.index != idx:
+        if w.index is not None and (idx != w.index or self._raw_bytes >= self.RAW_MAX_BYTES):
+            out.append(self._raw_spec())  # a window ends, or the chunk is big enough (memory bound)
+        if w.index is None:
             w.index, w.items, w.t0 = idx, [], msg.utc_ns
         w.items.append(pkt)
+        self._raw_bytes += len(msg.data)
         w.t1 = msg.utc_ns
         self._lidar_t = max(self._lidar_t, pkt.timestamp)
         # decode in batches (one kernel call per batch); a scan waits for navigation anyway
@@ -239,6 +244,7 @@ class Pipeline:
                          codec_params={"packets": len(w.items), "raw_bytes": raw}, counts={"packets": len(w.items)})
         w.items = []
         w.index = None
+        self._raw_bytes = 0
         return spec
 
     def _scan(self, scan: Any) -> list[ChunkSpec]:
@@ -279,18 +285,31 @@ class Pipeline:
             return []
         geo = ecef_to_geodetic(np.ascontiguousarray(ps.ecef))
         self._origin = ps.origin
-        pay = {"enu": ps.enu, "intensity": ps.intensity, "time": ps.time}
+        if self._tbase is None:
+            self._tbase = math.floor(float(ps.time.min()))
+        # compact rows while a window is open (float32 ENU: < 2 mm error within 16 km of the origin)
+        pay = {"enu": ps.enu.astype(np.float32), "intensity": np.clip(np.round(ps.intensity), 0, 65535).astype(np.uint16),
+               "t_us": np.round((ps.time - self._tbase) * 1e6).astype(np.int64)}
         chunks = self.chunker.feed("points", ps.time, geo[:, 0], geo[:, 1], pay)
-        return [self._points_spec(c) for c in chunks]
+        return [spec for c in chunks for spec in self._points_specs(c)]
 
-    def _points_spec(self, c: Any) -> ChunkSpec:
+    def _points_specs(self, c: Any) -> list[ChunkSpec]:
+        """A closed chunk as one or more specs of at most MAX_POINTS (bounded encoder memory;
+        the pieces share the tile, window and bbox)."""
+        n = len(c.payload["enu"])
+        k = max(1, -(-n // self.MAX_POINTS))
+        return [self._points_spec(c, slice(i * n // k, (i + 1) * n // k)) for i in range(k)]
+
+    def _points_spec(self, c: Any, part: slice) -> ChunkSpec:
         s = self.stats
-        enu = c.payload["enu"]
+        enu = c.payload["enu"][part].astype(np.float64)
         n = len(enu)
-        t = c.payload["time"]
-        t0_ns = int(math.floor(c.t_min * 1e9))
-        dt_us = np.round((t - t0_ns / 1e9) * 1e6).astype(np.int64)
-        inten = np.clip(np.round(c.payload["intensity"]), 0, 65535).astype(np.uint16)
+        t_us = c.payload["t_us"][part]
+        base_us = int(self._tbase or 0) * 1_000_000
+        t0_us, t1_us = int(t_us.min()), int(t_us.max())
+        t0_ns = (base_us + t0_us) * 1000
+        dt_us = t_us - t0_us
+        inten = c.payload["intensity"][part]
         payload = self.points_codec.encode(enu, {"intensity": inten, "dt_us": dt_us})
         stream = f"{self.lidar_source}/points"
         s.points_kept += n
@@ -300,7 +319,7 @@ class Pipeline:
         # bbox in the chunk header order: [min_lon, min_lat, max_lon, max_lat]
         bbox = (c.bbox[1], c.bbox[0], c.bbox[3], c.bbox[2])
         return ChunkSpec(stream=stream, sensor=getattr(self.decoder, "model", "") or "lidar", t_start_ns=t0_ns,
-                         t_end_ns=int(math.ceil(c.t_max * 1e9)), payload=payload, codec="quantized",
+                         t_end_ns=(base_us + t1_us) * 1000, payload=payload, codec="quantized",
                          codec_params={"frame": "enu", "origin": [lat0, lon0, h0], "step_m": self.cfg.codecs.xyz_step_m,
                                        "attrs": ["intensity", "dt_us"], "window": [c.window_start, c.window_end]},
                          tile=c.tile, bbox=bbox, counts={"points": n})
@@ -342,7 +361,7 @@ class Pipeline:
         for scan in self.decoder.flush():
             out += self._scan(scan)
         out += self._process_ready(final=True)
-        out += [self._points_spec(c) for c in self.chunker.flush()]
+        out += [spec for c in self.chunker.flush() for spec in self._points_specs(c)]
         if self._raw.items:
             out.append(self._raw_spec())
         for stream, w in self._nmea.items():
