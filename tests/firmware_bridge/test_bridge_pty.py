@@ -277,11 +277,12 @@ def test_commands_are_acknowledged_over_the_pty() -> None:
 def test_cli_bridge_process_publishes_on_ipc(tmp_path: Path) -> None:
     """``edge-agent bridge --simulate`` as its own process, a subscriber on its ipc endpoint."""
     endpoint = f"ipc://{tmp_path}/bus"
+    nmea = fixture_file(NMEA)  # before any socket: a skip must not leave a context to hang in GC
     ctx = zmq.Context()
     sub = Subscriber(endpoint, [MessageType.TIME_SYNC, MessageType.NMEA_SENTENCE], context=ctx).open()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
-        [*CLI, "bridge", "--simulate", str(fixture_file(NMEA)), "--sim-seconds", "20",
+        [*CLI, "bridge", "--simulate", str(nmea), "--sim-seconds", "20",
          "--sim-speed", "0", "--bus", endpoint, "--wait-subscriber", "10", "--json-stats", "--stats-interval", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     got = []
