@@ -355,3 +355,23 @@ def morton_decode(n, na, lo, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, 
     if rst[2] or bst[3] or rst[0] != (1 << 23) or rst[1] != rend:
         return 1
     return 0
+
+
+@njit(cache=True)
+def bounds(q):
+    """Per-axis min and max of (n, 3) int64 (numpy's axis-0 reductions are slow on this shape)."""
+    lo = np.zeros(3, np.int64)
+    hi = np.zeros(3, np.int64)
+    if q.shape[0] == 0:
+        return lo, hi
+    for d in range(3):
+        lo[d] = q[0, d]
+        hi[d] = q[0, d]
+    for i in range(q.shape[0]):
+        for d in range(3):
+            v = q[i, d]
+            if v < lo[d]:
+                lo[d] = v
+            if v > hi[d]:
+                hi[d] = v
+    return lo, hi

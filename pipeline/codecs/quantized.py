@@ -210,6 +210,7 @@ class QuantizedCodec:
         self.zstd_level = zstd_level
         self.last_mode = ""
         self.last_reversals = 0.0
+        self._q = self._lo = self._hi = np.zeros(0, np.int64)
 
     @property
     def max_error(self) -> float:
@@ -228,8 +229,10 @@ class QuantizedCodec:
         ring_arr = attrs.pop("ring", None)
         ring, nrings, ring_dtype = self._rings(ring_arr, n)
         descs, mat, raw = _attr_columns(attrs, n)
+        lo, hi = K.bounds(q)
+        self._q, self._lo, self._hi = q, lo, hi
         if center is None:
-            c = self._center(q)
+            c = self._center(q, lo, hi)
         else:
             c = quantize(np.asarray(center, dtype=np.float64).reshape(1, 3), self.step)[0]
         if self.order != "auto":
@@ -271,12 +274,11 @@ class QuantizedCodec:
         return min(sizes, key=lambda k: sizes[k])
 
     @staticmethod
-    def _center(q: np.ndarray) -> np.ndarray:
+    def _center(q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """The origin when it lies inside the cloud's box (a cloud in its sensor's frame), else
         the median point (a georeferenced cloud: pass the sensor position instead when known)."""
         if not len(q):
             return np.zeros(3, np.int64)
-        lo, hi = q.min(axis=0), q.max(axis=0)
         if (lo <= 0).all() and (hi >= 0).all():
             return np.zeros(3, np.int64)
         return np.median(q[:: max(1, len(q) // 4096)], axis=0).astype(np.int64)
@@ -300,11 +302,11 @@ class QuantizedCodec:
         n = len(q)
         na = mat.shape[1]
         perm: np.ndarray | None = None
-        lo = q.min(axis=0) if n else np.zeros(3, np.int64)
+        lo, hi = (self._lo, self._hi) if q is self._q else K.bounds(q)
         if mode == "ring":
             perm = ring_order(q, ring, c)
         elif mode == "morton":
-            if n and int((q.max(axis=0) - lo).max()) >= 1 << 21:
+            if n and int((hi - lo).max()) >= 1 << 21:
                 return None
             keys = K.morton_keys(q, lo)
             perm = np.argsort(keys, kind="stable")
