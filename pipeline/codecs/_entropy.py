@@ -16,6 +16,11 @@ the chunk's own token counts (two passes: a static model per chunk, so decoding 
 look-up per token), stored as one log-scale level byte per token (zstd-compressed by the
 caller) and normalised to 2**12 the same way on both sides.
 
+Note for whoever edits these: the helpers here are ``inline="always"`` into the kernels of
+``_qkernels``/``_rkernels``, and numba's on-disk cache keys a kernel on its own file only. After
+changing this file, clear the codec entries of the numba cache (``NUMBA_CACHE_DIR``, folders
+``codecs_*``) or an encoder and decoder compiled at different times may disagree.
+
 rANS: 32-bit state, byte-wise renormalisation, L = 2**23 (as in ryg's ``rans_byte``). The
 encoder walks the tokens backwards and writes bytes from the end of its buffer; the decoder
 reads forwards. Every read is bounds-checked: corrupt input sets an error flag and decoding

@@ -370,8 +370,6 @@ def bounds(q):
     for i in range(q.shape[0]):
         for d in range(3):
             v = q[i, d]
-            if v < lo[d]:
-                lo[d] = v
-            if v > hi[d]:
-                hi[d] = v
+            lo[d] = min(lo[d], v)
+            hi[d] = max(hi[d], v)
     return lo, hi

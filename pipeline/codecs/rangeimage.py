@@ -267,6 +267,8 @@ class RawFields:
     firing/measurement in packet order); ``columns[name]``: (n_packets * n_cols,) per column
     (Velodyne ``azimuth`` in 0.01 degree, Ouster ``timestamp_lo``/``_hi``, ``measurement_id``);
     ``packet[name]``: (n_packets,) per packet (Velodyne ``timestamp_us``, ``return_mode``).
+    With the dual-return Velodyne layout a column is a block pair: 64 rows (the last-return
+    block's 32 slots, then the strongest's) and ``azimuth``/``azimuth2`` per pair.
     """
 
     pixels: dict[str, np.ndarray]
