@@ -105,3 +105,25 @@ def test_bad_arguments() -> None:
         voxel_downsample(np.zeros((3, 2)), 1.0)
     cent, attrs, counts, ids = voxel_downsample(np.zeros((0, 3)), 1.0)
     assert cent.shape == (0, 3) and attrs.shape == (0, 0) and len(counts) == 0 and len(ids) == 0
+
+
+def test_reused_table_memory_gives_the_same_result_in_any_order_and_thread() -> None:
+    # The hash table's memory is kept per thread between calls: a small cloud after a large
+    # one (a larger, dirty buffer) and a call from another thread must not change anything.
+    import threading
+
+    rng = np.random.default_rng(7)
+    small = rng.uniform(-5, 5, (2_000, 3)).astype(np.float32)
+    large = rng.uniform(-50, 50, (200_000, 3))
+    first = voxel_downsample(small, 0.5)
+    voxel_downsample(large, 0.05)
+    again = voxel_downsample(small, 0.5)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(voxel_downsample(small, 0.5)))
+    t.start()
+    t.join()
+    for res in (again, out[0]):
+        for a, b in zip(first, res):
+            assert np.array_equal(a, b)
+    ids, nv = assign_ids(np.unique(large[:, 0].view(np.int64) & 0xFFFFFF))
+    assert nv == len(ids) and (ids == np.arange(nv)).all()
