@@ -17,7 +17,7 @@ Two point orders, chosen per chunk (``order="auto"``):
 - **morton** (points sorted by Morton key): sorted keys delta-coded; needs nothing of the
   cloud. For clouds without structure.
 
-``auto`` picks one order up front and encodes once: for a cloud with rings, its first 8192
+``auto`` picks one order up front and encodes once: for a cloud with rings, its first 4096
 points (xyz and ring) are encoded in scan and in ring order and the smaller wins (ring order
 wins where lines are out of azimuth order: shuffled, or merged returns as in the nuScenes sweep,
 and on most decoded sweeps by a little). A cloud without rings goes to the ring order on
@@ -53,7 +53,7 @@ MODE_NAMES = {v: k for k, v in MODES.items()}
 _META = struct.Struct("<dBHB3q3qII")
 _MAX_Q = 1 << 40  # |coordinate / step| bound: keeps every predictor term far from int64 limits
 _MAX_RINGS = 4096
-_ESTIMATE_POINTS = 8192  # prefix the order estimate encodes both ways
+_ESTIMATE_POINTS = 4096  # prefix the order estimate encodes both ways
 
 
 @dataclass
