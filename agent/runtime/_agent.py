@@ -194,16 +194,17 @@ class Agent:
         from agent.runtime._pipeline import Pipeline
 
         t_start = time.time()
-        self.summary.warmup_s = _warm_numba()
-        self.pipeline = Pipeline(self.cfg, lidar_meta=self.lidar_meta)
-        skip = self._resume_counts(source_id)
+        # capture first: live sources fill the intake queue while the kernels load
         self._state_name = "running"
-        self._tick(force=True)  # resume pending uploads/mints before new data
         sources = source if isinstance(source, list) else [source]
         caps = [threading.Thread(target=self._capture, args=(src, live), name=f"capture-{i}", daemon=True)
                 for i, src in enumerate(sources)]
         for cap in caps:
             cap.start()
+        self.summary.warmup_s = _warm_numba()
+        self.pipeline = Pipeline(self.cfg, lidar_meta=self.lidar_meta)
+        skip = self._resume_counts(source_id)
+        self._tick(force=True)  # resume pending uploads/mints before new data
         ends = 0
         deadline: float | None = None
         flushed_power = False

@@ -36,6 +36,13 @@ def _nmea_now(line: str) -> str:
     return with_checksum(",".join(f)[1:]) if not line.startswith("$") else with_checksum(",".join(f).lstrip("$"))
 
 
+def _state(state: Path) -> str | None:
+    try:
+        return json.loads((state / "status.json").read_text()).get("state")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> None:
     from sensors.packets import open_packet_source
 
@@ -69,7 +76,7 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
     gnss.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (state / "status.json").exists():
+        while time.monotonic() < deadline and _state(state) != "running":
             assert p.poll() is None, p.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
             time.sleep(0.1)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
