@@ -130,6 +130,7 @@ class VelodyneDecoder:
         self._anchor: float | None = None  # host minus unwrapped device time (free-running clock)
         self._last_dev: float | None = None
         self._wrap = 0.0
+        self._was_synced = False
         if return_mode not in _RETURN_FILTERS:
             choices = ", ".join(_RETURN_FILTERS)
             raise DecodeError(f"unknown return mode {return_mode!r}; choose one of {choices}")
@@ -312,7 +313,12 @@ class VelodyneDecoder:
         placed = top + dev
         placed -= 3600.0 * (placed - host > 1800.0)
         placed += 3600.0 * (host - placed > 1800.0)
-        synced = valid & (np.abs(placed - host) < SYNC_TOLERANCE_S)
+        # Hysteresis: once synced, a host clock wandering up to twice the tolerance away does
+        # not flip points between the two time bases.
+        limit = SYNC_TOLERANCE_S * (2.0 if self._was_synced else 1.0)
+        synced = valid & (np.abs(placed - host) < limit)
+        if valid.any():
+            self._was_synced = bool(synced[np.flatnonzero(valid)[-1]])
         if self.time_source == "device":
             out[valid] = placed[valid]
             return out
