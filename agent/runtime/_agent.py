@@ -100,6 +100,7 @@ class Agent:
         self._drops: dict[str, int] = {"camera_frames": 0, "capture_overflow": 0}
         self._q: queue.Queue[Any] = queue.Queue(maxsize=self.rt.intake_max)
         self._stop = threading.Event()
+        self._chain_lock = threading.Lock()
         self._stop_reason = "end"
         self._last_tick = 0.0
         self._last_counts: dict[str, int] = {}
@@ -201,6 +202,9 @@ class Agent:
                 for i, src in enumerate(sources)]
         for cap in caps:
             cap.start()
+        if self.rt.mint_on_seal and self.cfg.chain.backend == "embedded":
+            # py-evm, web3 and the contract deployment take seconds: ready them meanwhile
+            threading.Thread(target=self._open_chain, name="chain-open", daemon=True).start()
         self.summary.warmup_s = _warm_numba()
         self.pipeline = Pipeline(self.cfg, lidar_meta=self.lidar_meta)
         skip = self._resume_counts(source_id)
@@ -427,13 +431,26 @@ class Agent:
         ob.done(item.id, result)
         log.info("dataset %s: %s", session, {k: result.get(k) for k in ("token_id", "tx_hash")})
 
+    def _open_chain(self) -> Any:
+        from agent.chain import Idao
+
+        with self._chain_lock:
+            if self.idao is None:
+                t = time.time()
+                try:
+                    self.idao = Idao.open(self.cfg.chain, self.state)
+                except Exception as exc:  # noqa: BLE001 - the mint step retries and reports
+                    log.warning("chain not ready: %s", exc)
+                    return None
+                log.info("chain %s ready in %.1f s", self.cfg.chain.backend, time.time() - t)
+            return self.idao
+
     def _mint(self, ddir: Path) -> Any:
         from agent.chain import DatasetRef, Idao
 
-        if self.idao is None:
-            t = time.time()
-            self.idao = Idao.open(self.cfg.chain, self.state)
-            log.info("chain %s ready in %.1f s", self.cfg.chain.backend, time.time() - t)
+        with self._chain_lock:
+            if self.idao is None:
+                self.idao = Idao.open(self.cfg.chain, self.state)  # raises a ChainError the tick reports
         ref = DatasetRef.load(ddir, self.cfg.chain.metadata_url_template)
         ref.check()
         return self.idao.mint(ref)
@@ -558,7 +575,7 @@ def _warm_numba() -> float:
         from sensors.simulator._bus import bus_messages
 
         # a quarter second of a simulated drive through every stage: every kernel specialised
-        sim = DriveSimulation(duration=1.2, camera=False)
+        sim = DriveSimulation(duration=0.5, camera=False)
         cfg = AgentConfig()
         p = Pipeline(cfg, camera=False)
         for m in bus_messages(sim):

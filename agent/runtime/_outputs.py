@@ -116,7 +116,13 @@ def _write_laz(chunks: list[tuple[Any, Path]], path: Path) -> tuple[int, list[fl
     samples = []
     n = 0
     path.unlink(missing_ok=True)
-    with laspy.open(path, mode="w", header=header, do_compress=True) as w:
+    try:  # compress on every core (Rust threads, outside the GIL)
+        backend: Any = laspy.LazBackend.LazrsParallel
+        if not backend.is_available():
+            backend = None
+    except AttributeError:
+        backend = None
+    with laspy.open(path, mode="w", header=header, do_compress=True, laz_backend=backend) as w:
         for h, binp in pts:
             cloud = codec.decode(binp.read_bytes())
             xyz = cloud.xyz
