@@ -33,13 +33,13 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
     from agent.config import load_config
     from agent.errors import ConfigError
     from agent.runtime._agent import Agent
-    from agent.runtime._sources import camera_messages, gnss_messages, lidar_messages
+    from agent.runtime._sources import bus_messages, camera_messages, gnss_messages, lidar_messages
 
     cfg = load_config(config_path)
     src = cfg.runtime.sources
     lidar = lidar or src.lidar
     gnss = gnss or src.gnss
-    if not lidar and not gnss and not cfg.cameras:
+    if not lidar and not gnss and not cfg.cameras and not src.bus:
         raise ConfigError(config_path, "runtime.sources: no lidar and no gnss source configured")
     meta = Path(src.lidar_meta).read_text() if src.lidar_meta else None
     agent = Agent(cfg, state_dir=state_dir, config_path=config_path, lidar_meta=meta)
@@ -65,6 +65,8 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
         sources.append(gnss_messages(gnss, cfg.runtime.sources.gnss_baud, stop, closers))
     for cam in cfg.cameras:
         sources.append(camera_messages(cam, stop, closers))
+    if src.bus:
+        sources.append(bus_messages(cfg.bus.endpoint, stop, closers))
     with agent:
         _notify("READY=1")
         summary = agent.run(sources, live=True).as_dict()

@@ -22,6 +22,8 @@ class SourcesConfig(BaseModel):
     gnss: str | None = Field(None, description="NMEA: a serial device or pty (/dev/ttyACM0), udp://HOST:PORT, "
                              "or a file (read once)")
     gnss_baud: int = Field(115200, gt=0)
+    bus: bool = Field(False, description="also take what other processes publish on bus.endpoint (bound here): "
+                      "the firmware bridge's power events (ignition off seals the dataset), IMU, replays")
 
 
 class RuntimeConfig(BaseModel):

@@ -64,3 +64,19 @@ def camera_messages(cfg: Any, stop: threading.Event, closers: list[Any]) -> Iter
         if stop.is_set():
             return
         yield msg
+
+
+def bus_messages(endpoint: str, stop: threading.Event, closers: list[Any], *, bind: bool = True) -> Iterator[Any]:
+    """Messages other processes publish on the bus (the firmware bridge's power events and
+    IMU, ``edge-agent replay --bus-only``, external drivers). Binds ``endpoint`` by default:
+    publishers connect to the daemon."""
+    from agent.bus import Subscriber
+
+    sub = Subscriber(endpoint, bind=bind).open()
+    try:
+        while not stop.is_set():
+            msg = sub.recv(timeout_ms=200)
+            if msg is not None:
+                yield msg
+    finally:
+        sub.close()

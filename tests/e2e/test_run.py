@@ -1,6 +1,7 @@
 """``edge-agent run`` on local sources: real VLP-16 packets from a pcap sent to a UDP port on
-loopback, and a pty playing a real NMEA log with the current time, for a few seconds; then
-SIGTERM: it seals the dataset and exits 0 within its configured bound. ``status`` and the
+loopback, and a pty playing a real NMEA log with the current time, for a few seconds; an
+ignition-off power event on the bus (as the firmware bridge sends it) seals the dataset;
+then SIGTERM: it seals what came after and exits 0 within its configured bound. ``status`` and the
 Prometheus endpoint show what it does meanwhile."""
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def _state(state: Path) -> str | None:
         return None
 
 
+def _datasets(state: Path) -> list[dict]:
+    try:
+        return json.loads((state / "status.json").read_text()).get("datasets") or []
+    except (FileNotFoundError, ValueError):
+        return []
+
+
 def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> None:
     from sensors.packets import open_packet_source
 
@@ -54,8 +62,10 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
     port, mport = free_port(), free_port()
     master, slave = pty.openpty()
     bound = 10.0
-    cfg = write_config(tmp_path / "agent.yaml",
-                       runtime={"sources": {"lidar": f"udp://127.0.0.1:{port}", "gnss": os.ttyname(slave)},
+    bus = f"ipc://{tmp_path}/bus.sock"
+    cfg = write_config(tmp_path / "agent.yaml", bus={"endpoint": bus},
+                       runtime={"sources": {"lidar": f"udp://127.0.0.1:{port}", "gnss": os.ttyname(slave),
+                                            "bus": True},
                                 "shutdown_timeout_s": bound, "metrics_port": mport, "tick_s": 0.2})
     state = tmp_path / "state"
     p = subprocess.Popen(agent_cmd("--log-level", "INFO", "run", "--config", str(cfg), "--state-dir", str(state),
@@ -96,6 +106,16 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
         assert 'edge_agent_messages_total{kind="lidar"}' in metrics
         assert "edge_agent_queue_depth" in metrics and "edge_agent_dropped_total" in metrics
+        # ignition off from the vehicle unit (as the firmware bridge publishes it): seal now
+        from agent.bus import Publisher, PowerEvent, PowerEventKind
+
+        with Publisher(bus, bind=False, linger_ms=1000) as pub:
+            time.sleep(0.5)  # let the connection and subscription settle
+            pub.publish(PowerEvent(source="mcu", kind=PowerEventKind.IGNITION_OFF, ignition=False, supply_v=12.1))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _datasets(state):
+            time.sleep(0.1)
+        assert _datasets(state) and _datasets(state)[0]["state"] in ("sealed", "uploaded", "anchored")
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=bound + 15)
@@ -112,8 +132,11 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
     s = json.loads(out)
     assert s["stopped_by"] == "sigterm"
     assert s["pipeline"]["lidar_packets"] > 1000 and s["pipeline"]["nmea_sentences"] > 20
-    (ds,) = s["datasets"]
-    assert ds["reason"] == "sigterm" and verify_path(ds["path"]).ok
-    assert ds["state"] == "anchored"  # uploaded and minted on the embedded chain within the bound
+    first, *rest = s["datasets"]
+    assert first["reason"] == "ignition_off"
+    assert [d["reason"] for d in rest] in ([], ["sigterm"])  # NMEA kept coming after ignition off
+    for ds in s["datasets"]:
+        assert verify_path(ds["path"]).ok
+        assert ds["state"] == "anchored"  # uploaded and minted on the embedded chain within the bound
     final = json.loads((state / "status.json").read_text())
     assert final["state"] == "stopped"
