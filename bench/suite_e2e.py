@@ -130,7 +130,7 @@ def ouster_drive(path: Path, seconds: float = 10.0) -> Path | None:
     return path
 
 
-def run(input: str | None = None, meta: str | None = None) -> list[Row]:  # noqa: A002 - the suite API
+def run(input: str | None = None, meta: str | None = None) -> list[Row]:
     rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:

@@ -32,7 +32,21 @@ _WHERE = {
     "read_status": "agent.runtime._status",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "SINKS",
+    "Agent",
+    "LocalDirSink",
+    "Pipeline",
+    "PipelineStats",
+    "RunSummary",
+    "RuntimeConfig",
+    "SourcesConfig",
+    "UploadConfig",
+    "UploadSink",
+    "make_sink",
+    "read_status",
+    "write_outputs",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -158,7 +158,7 @@ class Agent:
         self._state_name = "stopped"
         try:
             self._write_status()
-        except Exception:  # noqa: BLE001 - closing must go on
+        except Exception:
             log.exception("status")
         if self.fleet is not None:
             self.fleet.close()

@@ -117,7 +117,7 @@ def env() -> dict[str, str]:
 
 def run_agent(*args: str, timeout: float = 240) -> dict[str, Any]:
     """Run ``edge-agent ARGS --json`` to its end; returns its JSON document."""
-    p = subprocess.run(agent_cmd("--log-level", "WARNING", *args, "--json"), capture_output=True, text=True,
+    p = subprocess.run(agent_cmd("--log-level", "WARNING", *args, "--json"), check=False, capture_output=True, text=True,
                        timeout=timeout, env=env(), cwd=ROOT)
     assert p.returncode == 0, f"exit {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-5000:]}"
     return json.loads(p.stdout)

@@ -56,7 +56,7 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
 
     pcap = fixture_file("lidar/velodyne/vlp16_county_fair.pcap")
     nmea = fixture_file("gnss/munich_drive_2014.nmea").read_text(errors="replace").splitlines()
-    nmea = [ln for ln in nmea[2000:2600] if ln.startswith("$GPGGA") or ln.startswith("$GPRMC")]
+    nmea = [ln for ln in nmea[2000:2600] if ln.startswith(("$GPGGA", "$GPRMC"))]
     with open_packet_source(pcap) as src:
         packets = [p.data for p in src]
     port, mport = free_port(), free_port()
@@ -99,15 +99,15 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
                     time.sleep(0.025)
         time.sleep(0.6)
         st = subprocess.run(agent_cmd("status", "--config", str(cfg), "--state-dir", str(state), "--json"),
-                            capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60)
-        assert st.returncode == 0, (st.stderr, p.poll(), p.poll() is not None and json.loads(p.stdout.read())["stopped_by"])
+                            check=False, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60)
+        assert st.returncode == 0, st.stderr
         status = json.loads(st.stdout)
         assert status["alive"] and status["state"] == "running"
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
         assert 'edge_agent_messages_total{kind="lidar"}' in metrics
         assert "edge_agent_queue_depth" in metrics and "edge_agent_dropped_total" in metrics
         # ignition off from the vehicle unit (as the firmware bridge publishes it): seal now
-        from agent.bus import Publisher, PowerEvent, PowerEventKind
+        from agent.bus import PowerEvent, PowerEventKind, Publisher
 
         with Publisher(bus, bind=False, linger_ms=1000) as pub:
             time.sleep(0.5)  # let the connection and subscription settle
