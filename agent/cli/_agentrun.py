@@ -29,13 +29,14 @@ def run_agent(cfg: Any, messages: Iterable[Any], state_dir: Path, *, source_id: 
         bar = tqdm(total=round(total_s, 1), unit="s", desc="drive", file=sys.stderr,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s drive [{elapsed}<{remaining}, {rate_fmt}]")
         first = [start_ns]
+        step = max(0.1, total_s / 300)
 
         def cb(utc_ns: int) -> None:
             if first[0] is None:
                 first[0] = utc_ns
-            pos = round(min((utc_ns - first[0]) / 1e9, total_s), 1)
-            if pos > bar.n:
-                bar.update(pos - bar.n)
+            pos = min((utc_ns - first[0]) / 1e9, total_s)
+            if pos - bar.n >= step:  # a few hundred updates per drive, whatever its length
+                bar.update(round(pos - bar.n, 1))
 
     agent = Agent(cfg, state_dir=state_dir, replay=True, lidar_meta=lidar_meta, config_path=config_path)
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -48,6 +49,8 @@ def run_agent(cfg: Any, messages: Iterable[Any], state_dir: Path, *, source_id: 
         for s, h in old.items():
             signal.signal(s, h)
         if bar is not None:
+            if bar.n < bar.total and agent.summary.stopped_by == "end":
+                bar.update(round(bar.total - bar.n, 1))
             bar.close()
     checks = []
     for d in summary["datasets"]:
