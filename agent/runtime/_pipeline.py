@@ -3,7 +3,8 @@
 Streams the agent signs (one chunk stream each, see :mod:`agent.provenance`):
 
 - ``<lidar>/packets``: the raw LiDAR packets, byte-exact, losslessly coded (range-image
-  codec), one chunk per UTC time window. Never dropped: this is the sensor's own record.
+  codec), a chunk per UTC time window cut at most every 2 s or 16 MiB (so a power cut loses
+  at most 2 s of them). Never dropped: this is the sensor's own record.
 - ``<lidar>/points``: georeferenced points (filters, deskew, voxel grid), quantized XYZ in
   the local ENU frame whose origin is in the codec parameters, chunked by tile and window.
   When processing falls behind, whole scans are skipped here (counted), never parts of one.
@@ -88,6 +89,7 @@ class Pipeline:
 
     DECODE_BATCH = 64  # LiDAR packets per decoder call (~85 ms of a VLP-16, ~50 ms of an OS1-128)
     RAW_MAX_BYTES = 16 << 20  # raw packet chunks: a window or this many bytes (1.3 s of an OS1-128)
+    RAW_MAX_NS = 2_000_000_000  # ... or 2 s: raw packets are committed (signed, fsynced) at least this often
     MAX_POINTS = 400_000  # point chunks are split above this (the encoder's memory is ~100 B a point)
 
     def __init__(self, config: Any, *, lidar_meta: str | None = None, camera: bool = True) -> None:
@@ -208,8 +210,10 @@ class Pipeline:
         # raw packets: always kept, one chunk per window
         idx = int(msg.utc_ns // int(self.window_s * 1e9))
         w = self._raw
-        if w.index is not None and (idx != w.index or self._raw_bytes >= self.RAW_MAX_BYTES):
-            out.append(self._raw_spec())  # a window ends, or the chunk is big enough (memory bound)
+        if w.index is not None and (idx != w.index or self._raw_bytes >= self.RAW_MAX_BYTES
+                                    or msg.utc_ns - w.t0 >= self.RAW_MAX_NS):
+            # a window ends, the chunk is big enough (memory) or old enough (what a power cut loses)
+            out.append(self._raw_spec())
         if w.index is None:
             w.index, w.items, w.t0 = idx, [], msg.utc_ns
         w.items.append(pkt)
