@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,14 +46,63 @@ class ChunkingConfig(BaseModel):
 
 def tile_xy(lat: np.ndarray, lon: np.ndarray, zoom: int) -> tuple[np.ndarray, np.ndarray]:
     """Slippy-map tile x, y (int64) of WGS84 degrees at ``zoom`` (latitude clamped to Web
-    Mercator's +-85.0511 degrees, longitude wrapped to [-180, 180))."""
+    Mercator's +-85.0511 degrees, longitude wrapped to [-180, 180)).
+
+    Reproducible to the bit on every platform: x uses only IEEE-754 ``+ - * /`` and ``fmod``
+    (correctly rounded everywhere). y needs ``tan``/``asinh``, whose last bit differs between
+    libms (glibc, musl, numpy's SIMD loops); a point whose float Mercator row lies within
+    ``_NEAR_EDGE`` of a tile edge (far more than any libm error, far less than a point's noise)
+    is placed by an exact comparison in 50-digit decimal arithmetic instead (:func:`_north_of_edge`).
+    A point exactly on an edge belongs to the tile south of it (``floor``)."""
     lat = np.clip(np.asarray(lat, dtype=np.float64), -MAX_LAT, MAX_LAT)
     lon = (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
     n = 1 << zoom
     x = np.floor((lon + 180.0) / 360.0 * n)
     rad = np.radians(lat)
-    y = np.floor((1.0 - np.arcsinh(np.tan(rad)) / math.pi) / 2.0 * n)
+    fy = (1.0 - np.arcsinh(np.tan(rad)) / math.pi) / 2.0 * n
+    y = np.floor(fy)
+    edge = np.rint(fy)
+    near = np.flatnonzero((np.abs(fy - edge) < _NEAR_EDGE) & (edge > 0) & (edge < n))
+    for i in near:
+        k = int(edge.flat[i])
+        y.flat[i] = k - 1 if _north_of_edge(float(lat.flat[i]), k, zoom) else k
     return np.clip(x, 0, n - 1).astype(np.int64), np.clip(y, 0, n - 1).astype(np.int64)
+
+
+#: tile rows (fraction of a tile) around an edge where float tan/asinh are not trusted
+_NEAR_EDGE = 1e-6
+_PI50 = Decimal("3.14159265358979323846264338327950288419716939937511")
+
+
+def _north_of_edge(lat_deg: float, k: int, zoom: int) -> bool:
+    """Whether ``lat_deg`` (the exact binary value) lies strictly north of the edge between tile
+    rows ``k - 1`` and ``k``, i.e. ``tan(lat) > sinh(pi * (1 - 2k / 2**zoom))``, decided in
+    50-digit decimal arithmetic (libmpdec: the same result on every platform)."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return _dtan(Decimal(lat_deg) * _PI50 / 180) > _dsinh(_PI50 * (1 - Decimal(2 * k) / (1 << zoom)))
+
+
+def _dsinh(x: Decimal) -> Decimal:
+    e = x.exp()  # correctly rounded
+    return (e - 1 / e) / 2
+
+
+def _dtan(x: Decimal) -> Decimal:
+    """tan by the sin and cos Taylor series (|x| < 1.5 rad here: they converge quickly)."""
+    x2, term, s, c, i = x * x, x, Decimal(0), Decimal(0), 1
+    while True:  # sin
+        s2 = s + term
+        if s2 == s:
+            break
+        s, term, i = s2, -term * x2 / ((i + 1) * (i + 2)), i + 2
+    term, i = Decimal(1), 0
+    while True:  # cos
+        c2 = c + term
+        if c2 == c:
+            break
+        c, term, i = c2, -term * x2 / ((i + 1) * (i + 2)), i + 2
+    return s / c
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:

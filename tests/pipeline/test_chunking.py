@@ -125,3 +125,54 @@ def test_batch_independence_with_out_of_order_times(points, batch, lateness):
     got, gc = _run(t, lat, lon, batch=batch, window_s=5.0, lateness_s=lateness, zoom=16)
     assert _sig(got) == _sig(ref) and rc.stats.late == gc.stats.late
     assert sum(len(c) for c in ref) + rc.stats.late == len(t)
+
+
+def _exact_row(lat: float, zoom: int) -> int:
+    """Reference tile row with no libm at all: bisection over the edges, each decided exactly."""
+    from pipeline.chunking import _north_of_edge
+
+    lo, hi = 0, (1 << zoom) - 1  # the row is the number of edges lat is not north of, minus 1
+    while lo < hi:  # smallest row r whose south edge (r + 1) the point is north of
+        mid = (lo + hi) // 2
+        if _north_of_edge(lat, mid + 1, zoom):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 24), st.floats(0.0, 1.0), st.integers(-4, 4))
+def test_tile_rows_at_edges_are_decided_exactly(zoom, where, ulps):
+    """Points a few ulps either side of a tile edge get the row that exact arithmetic gives, so
+    a libm that differs in the last bit of tan/asinh cannot move them."""
+    n = 1 << zoom
+    k = min(n - 1, max(1, round(where * n)))
+    edge = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * k / n))))
+    lat = edge
+    for _ in range(abs(ulps)):
+        lat = math.nextafter(lat, 90.0 if ulps > 0 else -90.0)
+    _, y = tile_xy(np.array([lat]), np.array([0.0]), zoom)
+    assert int(y[0]) == _exact_row(lat, zoom)
+    assert int(y[0]) in (k - 1, k)
+
+
+def test_decimal_tan_and_sinh_agree_with_libm():
+    from decimal import Decimal
+
+    from pipeline.chunking import _dsinh, _dtan
+
+    for x in (-1.48, -0.7, 0.0, 1e-9, 0.3, 1.2, 1.4844):
+        assert math.isclose(float(_dtan(Decimal(x))), math.tan(x), rel_tol=1e-14, abs_tol=1e-300)
+    for x in (-3.1, 0.0, 0.5, 3.14159):
+        assert math.isclose(float(_dsinh(Decimal(x))), math.sinh(x), rel_tol=1e-14, abs_tol=1e-300)
+
+
+def test_tile_rows_far_from_edges_unchanged():
+    """The exact path only runs next to edges: elsewhere rows are the plain formula's floor."""
+    rng = np.random.default_rng(3)
+    lat = rng.uniform(-85, 85, 20000)
+    _, y = tile_xy(lat, np.zeros_like(lat), 17)
+    fy = (1.0 - np.arcsinh(np.tan(np.radians(lat))) / math.pi) / 2.0 * (1 << 17)
+    assert np.array_equal(y, np.floor(fy).astype(np.int64))
+    assert all(_exact_row(float(a), 17) == int(b) for a, b in zip(lat[:200], y[:200], strict=True))
