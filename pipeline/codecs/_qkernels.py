@@ -373,3 +373,125 @@ def bounds(q):
             lo[d] = min(lo[d], v)
             hi[d] = max(hi[d], v)
     return lo, hi
+
+
+# -- encoder-side helpers for point orders (any order decodes exactly: these only pick one) ------
+
+@njit(cache=True)
+def ring_keys(q, ring, cx, cy):
+    """Sort keys ``ring << 24 | azimuth`` (a 24-bit pseudo-angle about (cx, cy): monotonic in
+    the angle, no trigonometry) as uint64."""
+    n = q.shape[0]
+    out = np.empty(n, np.uint64)
+    for i in range(n):
+        dx = np.float64(q[i, 0] - cx)
+        dy = np.float64(q[i, 1] - cy)
+        s = abs(dx) + abs(dy)
+        if s == 0.0:
+            s = 1.0
+        p = dy / s
+        a = (1.0 + p) if dx >= 0 else (3.0 - p)  # [0, 4)
+        ang = np.int64(a * (1 << 22))
+        ang = min(ang, np.int64((1 << 24) - 1))
+        out[i] = np.uint64((ring[i] << 24) | ang)
+    return out
+
+
+@njit(cache=True)
+def gather(q, ring, mat, perm):
+    """``q[perm]``, ``ring[perm]``, ``mat[perm]`` in one pass (numpy's fancy indexing of
+    (n, 3) rows is several times slower)."""
+    n = perm.shape[0]
+    na = mat.shape[1]
+    q2 = np.empty((n, 3), np.int64)
+    r2 = np.empty(n, np.int64)
+    m2 = np.empty((n, na), np.int64)
+    for i in range(n):
+        j = perm[i]
+        q2[i, 0] = q[j, 0]
+        q2[i, 1] = q[j, 1]
+        q2[i, 2] = q[j, 2]
+        r2[i] = ring[j]
+        for a in range(na):
+            m2[i, a] = mat[j, a]
+    return q2, r2, m2
+
+
+@njit(cache=True)
+def elevation_tan(q, center, stride):
+    """``dz / hypot(dx, dy)`` of every ``stride``-th point (large where the point is straight
+    above or below the centre)."""
+    n = (q.shape[0] + stride - 1) // stride
+    out = np.empty(n, np.float64)
+    for k in range(n):
+        i = k * stride
+        dx = np.float64(q[i, 0] - center[0])
+        dy = np.float64(q[i, 1] - center[1])
+        dz = np.float64(q[i, 2] - center[2])
+        h = math.sqrt(dx * dx + dy * dy)
+        out[k] = dz / h if h > 0.0 else (1e300 if dz >= 0 else -1e300)
+    return out
+
+
+@njit(cache=True)
+def lines_of(q, center, thr):
+    """Line per point: the number of thresholds ``thr`` (sorted, in elevation-tangent space)
+    at or below the point's elevation tangent (a uniform look-up grid, then a short exact walk)."""
+    n = q.shape[0]
+    m = thr.shape[0]
+    out = np.zeros(n, np.int64)
+    if m == 0:
+        return out
+    grid = 1 << 14
+    t0 = thr[0]
+    span = thr[m - 1] - t0
+    scale = grid / span if span > 0 else 0.0
+    lut = np.zeros(grid + 1, np.int64)
+    j = 0
+    for g in range(grid + 1):
+        v = t0 + g / scale if scale > 0 else t0
+        while j < m and thr[j] <= v:
+            j += 1
+        lut[g] = j
+    for i in range(n):
+        dx = np.float64(q[i, 0] - center[0])
+        dy = np.float64(q[i, 1] - center[1])
+        dz = np.float64(q[i, 2] - center[2])
+        h = math.sqrt(dx * dx + dy * dy)
+        t = dz / h if h > 0.0 else (1e300 if dz >= 0 else -1e300)
+        if t < t0:
+            out[i] = 0
+            continue
+        if t >= thr[m - 1]:
+            out[i] = m
+            continue
+        g = np.int64((t - t0) * scale)
+        g = min(g, np.int64(grid))
+        while g > 0 and t0 + g / scale > t:  # float rounding at cell edges: step back
+            g -= 1
+        line = lut[g]
+        while line < m and thr[line] <= t:
+            line += 1
+        out[i] = line
+    return out
+
+
+@njit(cache=True)
+def estimate_bits(sym, ctx, k, nctx):
+    """Entropy of ``sym[:k]`` under their contexts (order-0 per context), in bits: what the
+    static rANS stream costs, give or take its tables."""
+    counts = np.zeros((nctx, 136), np.int64)
+    tot = np.zeros(nctx, np.int64)
+    for i in range(k):
+        counts[ctx[i], sym[i]] += 1
+        tot[ctx[i]] += 1
+    bits = 0.0
+    for c in range(nctx):
+        if tot[c] == 0:
+            continue
+        lt = math.log2(np.float64(tot[c]))
+        for s in range(136):
+            v = counts[c, s]
+            if v:
+                bits += v * (lt - math.log2(np.float64(v)))
+    return bits

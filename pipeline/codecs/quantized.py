@@ -34,11 +34,14 @@ An attribute whose value range exceeds 2**61 is stored zstd-compressed instead.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -149,34 +152,50 @@ def infer_lines(q: np.ndarray, center: np.ndarray, bin_deg: float = 0.05) -> tup
     """Scan lines of a cloud that carries no ring numbers: points grouped by elevation angle
     seen from ``center`` (a spinning LiDAR's beams are peaks of that histogram; cuts go at the
     minima between peaks). Encoder-side only: any grouping decodes exactly, a good one predicts
-    well. Returns (line per point, number of lines)."""
-    if len(q) == 0:
+    well. The histogram is built from at most about 32k points (a stride through the cloud);
+    the cuts are then applied to every point in elevation-tangent space (no trigonometry per
+    point). Returns (line per point, number of lines)."""
+    n = len(q)
+    if n == 0:
         return np.zeros(0, np.int64), 1
-    d = (q - center).astype(np.float64)
-    el = np.degrees(np.arctan2(d[:, 2], np.hypot(d[:, 0], d[:, 1])))
-    idx = ((el - el.min()) / bin_deg).astype(np.int64)
+    c = np.asarray(center, np.int64)
+    t = K.elevation_tan(q, c, max(1, n // 32768))
+    el = np.degrees(np.arctan(t))
+    lo = float(el.min())
+    idx = ((el - lo) / bin_deg).astype(np.int64)
     sm = np.convolve(np.bincount(idx).astype(np.float64), np.ones(5) / 5, "same")
     if len(sm) < 3:
-        return np.zeros(len(q), np.int64), 1
-    peak = (sm[1:-1] >= sm[:-2]) & (sm[1:-1] > sm[2:]) & (sm[1:-1] >= max(3.0, 0.0002 * len(q)))
+        return np.zeros(n, np.int64), 1
+    peak = (sm[1:-1] >= sm[:-2]) & (sm[1:-1] > sm[2:]) & (sm[1:-1] >= max(3.0, 0.0002 * len(t)))
     peaks = np.flatnonzero(peak) + 1
     if len(peaks) < 2:
-        return np.zeros(len(q), np.int64), 1
-    cuts = np.array([a + int(np.argmin(sm[a:b])) for a, b in zip(peaks[:-1], peaks[1:])])
-    return np.searchsorted(cuts, idx, side="right").astype(np.int64), len(peaks)
+        return np.zeros(n, np.int64), 1
+    cuts = np.array([a + int(np.argmin(sm[a:b])) for a, b in itertools.pairwise(peaks)])
+    thr = np.tan(np.radians(lo + cuts * bin_deg))  # bin k starts at elevation lo + k * bin_deg
+    return K.lines_of(q, c, np.ascontiguousarray(thr, np.float64)), len(peaks)
 
 
 def ring_order(q: np.ndarray, ring: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Permutation sorting points by ring, then by azimuth about ``center`` (a pseudo-angle:
-    monotonic in the angle, no trigonometry; stable sorts that profit from scan-order runs)."""
-    g = np.argsort(ring, kind="stable")
-    dx = (q[g, 0] - center[0]).astype(np.float64)
-    dy = (q[g, 1] - center[1]).astype(np.float64)
-    s = np.abs(dx) + np.abs(dy)
-    s[s == 0] = 1.0
-    p = dy / s
-    ang = (np.where(dx >= 0, 1.0 + p, 3.0 - p) * (1 << 30)).astype(np.int64)  # [0, 4) -> 32 bits
-    return g[np.argsort((ring[g] << 32) | ang, kind="stable")]
+    monotonic in the angle, no trigonometry; a stable radix sort that keeps scan-order runs)."""
+    from pipeline.kernels.morton import radix_argsort
+
+    return radix_argsort(K.ring_keys(q, np.ascontiguousarray(ring, np.int64), int(center[0]), int(center[1])))
+
+
+_ZSTD = threading.local()
+
+
+def _zc(level: int) -> Any:
+    """A zstd compressor per thread and level (making one costs more than a small section)."""
+    import zstandard
+
+    cache = getattr(_ZSTD, "c", None)
+    if cache is None:
+        cache = _ZSTD.c = {}
+    if level not in cache:
+        cache[level] = zstandard.ZstdCompressor(level=level)
+    return cache[level]
 
 
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
@@ -186,7 +205,7 @@ def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[
     tlen = E.write_levels(levels, tab, 0)
     out = np.empty(2 * k + 16, np.uint8)
     start = E.rans_encode(sym, ctx, k, freq, E.cumulative(freq), out)
-    return C.zpack(tab[:tlen]), out[start:].tobytes()
+    return _zc(3).compress(tab[:tlen].tobytes()), out[start:].tobytes()
 
 
 class QuantizedCodec:
@@ -253,9 +272,9 @@ class QuantizedCodec:
                 got = self._encode_mode(mode, q, ring, nrings, c, mat, raw, descs, ring_dtype)
             if got is not None and (best is None or len(got[0]) < len(best[1])):
                 best = (MODES[mode], got[0], got[1])
-            if self.order == "auto" and not modes and best is not None:
-                if len(best[1]) * 8 / max(n, 1) > self.try_other_above_bits:
-                    modes = [m for m in ("ring", "morton", "scan") if m not in tried]
+            if (self.order == "auto" and not modes and best is not None
+                    and len(best[1]) * 8 / max(n, 1) > self.try_other_above_bits):
+                modes = [m for m in ("ring", "morton", "scan") if m not in tried]
         if best is None:
             raise CodecError(f"{NAME}: no point order can encode this cloud (extent too large for Morton "
                              "keys and order forced)", NAME)
@@ -269,8 +288,7 @@ class QuantizedCodec:
         empty = np.zeros((m, 0), np.int64)
         sizes = {}
         for mode in ("scan", "ring"):
-            got = self._encode_mode(mode, qp, rp, nrings, c, empty, [], [], "")
-            sizes[mode] = len(got[0]) if got is not None else 1 << 62
+            sizes[mode] = self._estimate(mode, qp, rp, nrings, c, empty)
         return min(sizes, key=lambda k: sizes[k])
 
     @staticmethod
@@ -294,11 +312,25 @@ class QuantizedCodec:
             raise CodecError(f"{NAME}: ring values must be integers in [0, {_MAX_RINGS})", NAME)
         return np.ascontiguousarray(ri), (int(ri.max()) + 1 if n else 1), r.dtype.str
 
+    def _estimate(self, mode: str, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray,
+                  mat: np.ndarray) -> float:
+        """Bits of ``q`` in scan or ring order: the entropy of its tokens plus the raw bits
+        (what the rANS stream would cost, without coding it)."""
+        if mode == "ring":
+            perm = ring_order(q, ring, c)
+            q, ring, mat = K.gather(q, ring, mat, perm)
+        n = len(q)
+        per_point = 4 + mat.shape[1]
+        sym = np.empty(n * per_point + 1, np.uint8)
+        ctx = np.empty(n * per_point + 1, np.int32)
+        bbuf = np.empty(n * per_point * 8 + 16, np.uint8)
+        bst = np.zeros(3, np.int64)
+        k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, np.zeros(1, np.int64))
+        return K.estimate_bits(sym, ctx, k, K.n_contexts(mat.shape[1])) + 8.0 * float(bst[2])
+
     def _encode_mode(self, mode: str, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray,
                      mat: np.ndarray, raw: list[np.ndarray], descs: list[dict],
                      ring_dtype: str) -> tuple[bytes, np.ndarray | None] | None:
-        import zstandard
-
         n = len(q)
         na = mat.shape[1]
         perm: np.ndarray | None = None
@@ -312,7 +344,7 @@ class QuantizedCodec:
             perm = np.argsort(keys, kind="stable")
             keys = keys[perm]
         if perm is not None:
-            q, ring, mat = q[perm], ring[perm], np.ascontiguousarray(mat[perm])
+            q, ring, mat = K.gather(q, ring, mat, perm)
             raw = [a[perm] for a in raw]
         per_point = 4 + na
         sym = np.empty(n * per_point + 1, np.uint8)
@@ -334,7 +366,7 @@ class QuantizedCodec:
             blen = int(bst[2])
         tables, stream = _entropy_code(sym, ctx, k, nctx)
         meta = _META.pack(self.step, MODES[mode], nrings, na, *c.tolist(), *lo.tolist(), len(stream), blen)
-        zc = zstandard.ZstdCompressor(level=self.zstd_level)
+        zc = _zc(self.zstd_level)
         info = json.dumps({"attrs": descs, "ring": ring_dtype}, separators=(",", ":")).encode()
         raw_b = zc.compress(b"".join(a.tobytes() for a in raw)) if raw else b""
         perm_b = b""
