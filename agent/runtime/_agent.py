@@ -98,7 +98,10 @@ class Agent:
         self.metrics_port = 0
         self._data_ns = 0
         self._drops: dict[str, int] = {"camera_frames": 0, "capture_overflow": 0}
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=self.rt.intake_max)
+        # A file can wait: a short queue keeps a replay's memory small (the capture thread
+        # would otherwise read ahead by intake_max messages: 1 GB of OS1-128 packets).
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=min(self.rt.intake_max, 2000) if replay
+                                                else self.rt.intake_max)
         self._stop = threading.Event()
         self._chain_lock = threading.Lock()
         self._stop_reason = "end"

@@ -3,7 +3,7 @@
 Streams the agent signs (one chunk stream each, see :mod:`agent.provenance`):
 
 - ``<lidar>/packets``: the raw LiDAR packets, byte-exact, losslessly coded (range-image
-  codec), a chunk per UTC time window cut at most every 2 s or 16 MiB (so a power cut loses
+  codec), a chunk per UTC time window cut at most every 2 s or 8 MiB (so a power cut loses
   at most 2 s of them). Never dropped: this is the sensor's own record.
 - ``<lidar>/points``: georeferenced points (filters, deskew, voxel grid), quantized XYZ in
   the local ENU frame whose origin is in the codec parameters, chunked by tile and window.
@@ -88,7 +88,7 @@ class Pipeline:
     """
 
     DECODE_BATCH = 64  # LiDAR packets per decoder call (~85 ms of a VLP-16, ~50 ms of an OS1-128)
-    RAW_MAX_BYTES = 16 << 20  # raw packet chunks: a window or this many bytes (1.3 s of an OS1-128)
+    RAW_MAX_BYTES = 8 << 20  # raw packet chunks: a window or this many bytes (0.65 s of an OS1-128; the range-image encoder needs ~10x)
     RAW_MAX_NS = 2_000_000_000  # ... or 2 s: raw packets are committed (signed, fsynced) at least this often
     MAX_POINTS = 400_000  # point chunks are split above this (the encoder's memory is ~100 B a point)
 
