@@ -85,17 +85,6 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
 
 def _notify(state: str) -> None:
     """sd_notify without a dependency (Type=notify units; a no-op elsewhere)."""
-    import os
-    import socket
+    from agent.runtime._status import sd_notify
 
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(addr)
-            s.sendall(state.encode())
-    except OSError:
-        pass
+    sd_notify(state)

@@ -104,6 +104,7 @@ class Agent:
                                                 else self.rt.intake_max)
         self._stop = threading.Event()
         self._chain_lock = threading.Lock()
+        self._watchdog = bool(os.environ.get("WATCHDOG_USEC"))
         self._stop_reason = "end"
         self._last_tick = 0.0
         self._last_counts: dict[str, int] = {}
@@ -387,6 +388,10 @@ class Agent:
         self._publish_store_events()
         self._update_metrics()
         self._write_status()
+        if self._watchdog:
+            from agent.runtime._status import sd_notify
+
+            sd_notify("WATCHDOG=1")  # systemd WatchdogSec: the state machine still ticks
 
     def store_outbox_pending(self) -> list[Any]:
         from agent.store import Outbox

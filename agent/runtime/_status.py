@@ -87,3 +87,22 @@ class Metrics:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (``Type=notify`` units: READY=1, STOPPING=1, WATCHDOG=1); False elsewhere."""
+    import socket
+
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # a stalled receiver must never stall the agent
+            sock.connect(addr)
+            sock.sendall(state.encode())
+        return True
+    except OSError:
+        return False

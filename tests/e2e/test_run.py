@@ -68,9 +68,23 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
                                             "bus": True},
                                 "shutdown_timeout_s": bound, "metrics_port": mport, "tick_s": 0.2})
     state = tmp_path / "state"
-    p = subprocess.Popen(agent_cmd("--log-level", "INFO", "run", "--config", str(cfg), "--state-dir", str(state),
-                                   "--json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), cwd=ROOT)
     stop = threading.Event()
+    # systemd's notify socket (Type=notify, WatchdogSec): READY, WATCHDOG every tick, STOPPING
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.2)
+    notes: set[str] = set()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                notes.add(notify.recv(256).decode())
+            except OSError:
+                continue
+
+    run_env = dict(env(), NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="180000000")
+    p = subprocess.Popen(agent_cmd("--log-level", "INFO", "run", "--config", str(cfg), "--state-dir", str(state),
+                                   "--json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env, cwd=ROOT)
 
     def feed_nmea() -> None:
         i = 0
@@ -84,6 +98,8 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
 
     gnss = threading.Thread(target=feed_nmea, daemon=True)
     gnss.start()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _state(state) != "running":
@@ -127,6 +143,15 @@ def test_run_live_sources_then_sigterm_seals_within_bound(tmp_path: Path) -> Non
             p.wait()
         os.close(master)
         os.close(slave)
+    listener.join(5)
+    notify.setblocking(False)
+    while True:  # what is still queued
+        try:
+            notes.add(notify.recv(256).decode())
+        except OSError:
+            break
+    notify.close()
+    assert {"READY=1", "WATCHDOG=1", "STOPPING=1"} <= notes, notes
     assert p.returncode == 0, err.decode()[-3000:]
     assert took <= bound + 3.0, f"stopped after {took:.1f} s (bound {bound} s + interpreter exit)"
     s = json.loads(out)
