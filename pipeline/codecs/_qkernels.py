@@ -495,3 +495,27 @@ def estimate_bits(sym, ctx, k, nctx):
             if v:
                 bits += v * (lt - math.log2(np.float64(v)))
     return bits
+
+
+@njit(cache=True)
+def quantize_bounds(xyz, step, max_q):
+    """``floor(v / step + 0.5)`` of (n, 3) floats (any float dtype, exact in float64) with the
+    per-axis bounds, in one pass. Returns (q, lo, hi, status): status 1 when a value is NaN or
+    infinite, 2 when ``|v / step|`` reaches ``max_q``."""
+    n = xyz.shape[0]
+    q = np.empty((n, 3), np.int64)
+    lo = np.zeros(3, np.int64)
+    hi = np.zeros(3, np.int64)
+    big = np.float64(max_q)
+    for i in range(n):
+        for d in range(3):
+            g = np.floor(np.float64(xyz[i, d]) / step + 0.5)
+            if not (abs(g) < big):  # NaN, infinite or too large
+                return q, lo, hi, (1 if not math.isfinite(np.float64(xyz[i, d])) else 2)
+            v = np.int64(g)
+            q[i, d] = v
+            if i == 0 or v < lo[d]:
+                lo[d] = v
+            if i == 0 or v > hi[d]:
+                hi[d] = v
+    return q, lo, hi, 0

@@ -79,16 +79,23 @@ class QuantizedCloud:
 
 def quantize(xyz: np.ndarray, step: float) -> np.ndarray:
     """``floor(v / step + 0.5)`` as int64 (the codec's grid)."""
-    pts = np.asarray(xyz, dtype=np.float64)
+    return _quantize_bounds(xyz, step)[0]
+
+
+def _quantize_bounds(xyz: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`quantize` and the per-axis min and max of the result, in one numba pass."""
+    pts = np.asarray(xyz)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise CodecError(f"{NAME}: xyz must be (n, 3), got {pts.shape}", NAME)
-    if not np.isfinite(pts).all():
+    if pts.dtype.kind != "f":
+        pts = pts.astype(np.float64)
+    q, lo, hi, status = K.quantize_bounds(pts, float(step), _MAX_Q)
+    if status == 1:
         raise CodecError(f"{NAME}: xyz holds NaN or infinite values", NAME)
-    g = np.floor(pts / step + 0.5)
-    if len(g) and np.abs(g).max() >= _MAX_Q:
+    if status == 2:
         raise CodecError(f"{NAME}: coordinates too large for step {step} (|v / step| must stay below 2**40)",
                          NAME)
-    return g.astype(np.int64)
+    return q, lo, hi
 
 
 def _attr_columns(attrs: Mapping[str, np.ndarray], n: int) -> tuple[list[dict], np.ndarray, list[np.ndarray]]:
@@ -242,13 +249,12 @@ class QuantizedCodec:
                center: np.ndarray | None = None) -> bytes:
         """Encode ``xyz`` (n, 3) metres with ``attrs`` (name → (n,) array; ``ring`` drives the
         scan predictor). Returns the framed blob."""
-        q = quantize(xyz, self.step)
+        q, lo, hi = _quantize_bounds(xyz, self.step)
         n = len(q)
         attrs = dict(attrs or {})
         ring_arr = attrs.pop("ring", None)
         ring, nrings, ring_dtype = self._rings(ring_arr, n)
         descs, mat, raw = _attr_columns(attrs, n)
-        lo, hi = K.bounds(q)
         self._q, self._lo, self._hi = q, lo, hi
         if center is None:
             c = self._center(q, lo, hi)

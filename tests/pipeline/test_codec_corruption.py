@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.codecs import codec_of
-from pipeline.codecs._container import HEADER_BYTES, pack
+from pipeline.codecs._container import HEADER_BYTES, VERSION, pack
 from pipeline.codecs.quantized import QuantizedCodec
 from pipeline.codecs.rangeimage import RangeImageCodec, velodyne_layout
 from pipeline.errors import CodecError, CodecIntegrityError
@@ -87,7 +87,7 @@ def test_corrupt_payload_with_a_valid_crc(name, seed, nflips):
         payload[rng.integers(0, len(payload))] ^= int(rng.integers(1, 256))
     cid, flags, count, aux = blob[5], *struct.unpack_from("<HII", blob, 6)
     forged = pack(codec.name, flags, count, aux, bytes(payload))
-    assert forged[4:6] == bytes([1, cid])
+    assert forged[4:6] == bytes([VERSION, cid])
     try:
         codec.decode(forged)
     except CodecError:

@@ -196,3 +196,12 @@ def test_order_helpers_match_their_numpy_definitions():
     lines, n = infer_lines(quantize(np.concatenate([pts, stray]), 0.01), c)
     assert n == 16
     assert np.array_equal(lines[: len(b)], b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantize_matches_its_definition(dtype):
+    rng = np.random.default_rng(3)
+    xyz = (rng.normal(0, 300, size=(5000, 3)) + [4.5e5, 5.4e6, 120]).astype(dtype)
+    xyz[:10] = np.round(xyz[:10], 2) + 0.005  # halfway cases
+    want = np.floor(xyz.astype(np.float64) / 0.01 + 0.5).astype(np.int64)
+    assert np.array_equal(quantize(xyz, 0.01), want)
