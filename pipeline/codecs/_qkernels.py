@@ -519,3 +519,17 @@ def quantize_bounds(xyz, step, max_q):
             if i == 0 or v > hi[d]:
                 hi[d] = v
     return q, lo, hi, 0
+
+
+@njit(cache=True)
+def tan_histogram(t, t_lo, t_hi, t_step):
+    """Counts of ``t`` in uniform bins of ``t_step`` from ``t_lo`` (values outside
+    ``[t_lo, t_hi]`` are left out)."""
+    nb = np.int64((t_hi - t_lo) / t_step) + 1
+    out = np.zeros(nb, np.int64)
+    for i in range(t.shape[0]):
+        v = t[i]
+        if v >= t_lo and v <= t_hi:
+            k = np.int64((v - t_lo) / t_step)
+            out[min(k, nb - 1)] += 1
+    return out

@@ -159,21 +159,29 @@ def infer_lines(q: np.ndarray, center: np.ndarray, bin_deg: float = 0.05) -> tup
     """Scan lines of a cloud that carries no ring numbers: points grouped by elevation angle
     seen from ``center`` (a spinning LiDAR's beams are peaks of that histogram; cuts go at the
     minima between peaks). Encoder-side only: any grouping decodes exactly, a good one predicts
-    well. The histogram is built from at most about 32k points (a stride through the cloud);
-    the cuts are then applied to every point in elevation-tangent space (no trigonometry per
-    point). Returns (line per point, number of lines)."""
+    well. No trigonometry per point: every point's elevation tangent goes into fine bins (a
+    quarter of ``bin_deg``), whose counts are moved to the degree bins; the cuts are applied
+    back in tangent space. Elevations beyond +-85 degrees are left out of the histogram.
+    Returns (line per point, number of lines)."""
     n = len(q)
     if n == 0:
         return np.zeros(0, np.int64), 1
     c = np.asarray(center, np.int64)
-    t = K.elevation_tan(q, c, max(1, n // 32768))
-    el = np.degrees(np.arctan(t))
-    lo = float(el.min())
-    idx = ((el - lo) / bin_deg).astype(np.int64)
-    sm = np.convolve(np.bincount(idx).astype(np.float64), np.ones(5) / 5, "same")
+    t = K.elevation_tan(q, c, 1)
+    lim = math.tan(math.radians(85.0))
+    t_lo = max(float(t.min()), -lim)
+    t_hi = min(float(t.max()), lim)
+    if not t_lo < t_hi:
+        return np.zeros(n, np.int64), 1
+    t_step = math.tan(math.radians(bin_deg / 4))
+    fine = K.tan_histogram(t, t_lo, t_hi, t_step)
+    el = np.degrees(np.arctan(t_lo + (np.arange(len(fine)) + 0.5) * t_step))  # fine bin centres
+    lo = math.degrees(math.atan(t_lo))
+    idx = np.maximum(((el - lo) / bin_deg).astype(np.int64), 0)
+    sm = np.convolve(np.bincount(idx, weights=fine).astype(np.float64), np.ones(5) / 5, "same")
     if len(sm) < 3:
         return np.zeros(n, np.int64), 1
-    peak = (sm[1:-1] >= sm[:-2]) & (sm[1:-1] > sm[2:]) & (sm[1:-1] >= max(3.0, 0.0002 * len(t)))
+    peak = (sm[1:-1] >= sm[:-2]) & (sm[1:-1] > sm[2:]) & (sm[1:-1] >= max(3.0, 0.0002 * n))
     peaks = np.flatnonzero(peak) + 1
     if len(peaks) < 2:
         return np.zeros(n, np.int64), 1
