@@ -348,14 +348,17 @@ class Agent:
 
         ob = Outbox(self.store.conn)
         item = ob.get("replay", source_id)
+        heads = {r[0]: r[1] + 1 for r in self.store.conn.execute("SELECT stream, seq FROM stream_heads")}
         if item is None:
-            ob.put("replay", source_id, {"started": time.time(), "config": self.cfg.digest()})
+            # what the streams held before this drive (other drives in the same state dir)
+            ob.put("replay", source_id, {"started": time.time(), "config": self.cfg.digest(), "base": heads})
             return {}
         if item.payload.get("config") not in (None, self.cfg.digest()):
             # other settings make other chunks: skipping by count would mix two runs
             raise AgentError(f"{self.state} holds a replay of this drive made with another configuration; "
                              "replay into a new --state-dir")
-        heads = {r[0]: r[1] + 1 for r in self.store.conn.execute("SELECT stream, seq FROM stream_heads")}
+        base = item.payload.get("base") or {}
+        heads = {k: v - int(base.get(k, 0)) for k, v in heads.items() if v - int(base.get(k, 0)) > 0}
         self.summary.resumed["replay"] = {"source": source_id, "done_before": item.state == "done",
                                           "committed": heads}
         return heads
