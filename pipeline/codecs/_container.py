@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pipeline.errors import CodecError, CodecIntegrityError
 
 MAGIC = b"EAC\x01"
-VERSION = 1
+VERSION = 2  # 2: the quantized codec's ring order codes points per ring, not a ring per point
 _HEAD = struct.Struct("<4sBBHIII")
 _CRC = struct.Struct("<I")
 HEADER_BYTES = _HEAD.size + _CRC.size  # 24

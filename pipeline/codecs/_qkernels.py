@@ -107,12 +107,14 @@ def _predict(px1, py1, pz1, px2, py2):
 
 
 @njit(cache=True)
-def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
+def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, rings_known):
     """Tokens of a cloud in scan order. ``q`` (n, 3) int64 quantized; ``ring`` (n,) int64 in
     ``[0, nrings)``; ``attrs`` (n, A) int64 (integer values or float bit patterns). Returns the
     number of tokens written to ``sym``/``ctx``; extra bits go to ``bbuf``, whose length is
     left in ``bst[2]``. ``stats[0]`` counts *reversals*: points that turn back against their
-    ring's sense of rotation (a scan line out of azimuth order, where sorting would pay)."""
+    ring's sense of rotation (a scan line out of azimuth order, where sorting would pay).
+    ``rings_known``: the points come sorted by ring (ring order), so the number of points of each
+    ring is coded up front instead of a ring per point (one token less per point to decode)."""
     n = q.shape[0]
     na = attrs.shape[1]
     last = np.full(nrings, -1, np.int64)
@@ -127,9 +129,19 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
     rev = 0
     prev_ring = -1
     ring_tok = 0
+    if rings_known and nrings > 1:  # points per ring, each as the difference to the previous ring's
+        counts = np.zeros(nrings, np.int64)
+        for i in range(n):
+            counts[ring[i]] += 1
+        prev = np.int64(0)
+        for r in range(nrings):
+            ring_tok, acc, cnt, pos = put_token(zigzag(counts[r] - prev), C_RING + _BK[ring_tok], k, sym, ctx, bbuf,
+                                                acc, cnt, pos)
+            k += 1
+            prev = counts[r]
     for i in range(n):
         r = ring[i]
-        if nrings > 1:
+        if nrings > 1 and not rings_known:
             pred_ring = nxt[prev_ring] if prev_ring >= 0 else 0
             ring_tok, acc, cnt, pos = put_token(zigzag(r - pred_ring), C_RING + _BK[ring_tok], k, sym, ctx, bbuf, acc,
                                                 cnt, pos)
@@ -199,8 +211,9 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats):
 
 
 @njit(cache=True)
-def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, ring, attrs):
-    """Inverse of :func:`scan_encode`; returns an error code (0 = ok)."""
+def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf, bend, q, ring, attrs, rings_known):
+    """Inverse of :func:`scan_encode`; returns an error code (0 = ok). With ``rings_known``,
+    the rings come as counts per ring before the points (``ring`` is filled from them)."""
     rst = np.zeros(3, np.int64)
     bst = np.zeros(4, np.int64)
     rans_init(rbuf, rstart, rend, rst)
@@ -211,9 +224,26 @@ def scan_decode(n, nrings, center, na, rbuf, rstart, rend, freq, cum, lut, bbuf,
     cx, cy, cz = center[0], center[1], center[2]
     prev_ring = -1
     ring_tok = 0
+    if rings_known:  # points per ring, up front: the rings of the sorted points
+        if nrings > 1:
+            total = np.int64(0)
+            prev = np.int64(0)
+            for r in range(nrings):
+                ring_tok, u = _get(C_RING + _BK[ring_tok], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
+                prev += unzigzag(u)
+                if prev < 0 or total + prev > n or rst[2] or bst[3]:
+                    return 2
+                ring[total:total + prev] = r
+                total += prev
+            if total != n:
+                return 2
+        else:
+            ring[:n] = 0
     for i in range(n):
         r = 0
-        if nrings > 1:
+        if rings_known:
+            r = ring[i]
+        elif nrings > 1:
             ring_tok, u = _get(C_RING + _BK[ring_tok], rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst)
             r = unzigzag(u) + (nxt[prev_ring] if prev_ring >= 0 else 0)
             if r < 0 or r >= nrings:

@@ -337,11 +337,11 @@ class QuantizedCodec:
             q, ring, mat = K.gather(q, ring, mat, perm)
         n = len(q)
         per_point = 4 + mat.shape[1]
-        sym = np.empty(n * per_point + 1, np.uint8)
-        ctx = np.empty(n * per_point + 1, np.int32)
-        bbuf = np.empty(n * per_point * 8 + 16, np.uint8)
+        sym = np.empty(n * per_point + nrings + 1, np.uint8)
+        ctx = np.empty(n * per_point + nrings + 1, np.int32)
+        bbuf = np.empty((n * per_point + nrings) * 8 + 16, np.uint8)
         bst = np.zeros(3, np.int64)
-        k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, np.zeros(1, np.int64))
+        k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, np.zeros(1, np.int64), mode == "ring")
         return K.estimate_bits(sym, ctx, k, K.n_contexts(mat.shape[1])) + 8.0 * float(bst[2])
 
     def _encode_mode(self, mode: str, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray,
@@ -363,9 +363,9 @@ class QuantizedCodec:
             q, ring, mat = K.gather(q, ring, mat, perm)
             raw = [a[perm] for a in raw]
         per_point = 4 + na
-        sym = np.empty(n * per_point + 1, np.uint8)
-        ctx = np.empty(n * per_point + 1, np.int32)
-        bbuf = np.empty(n * per_point * 8 + 16, np.uint8)
+        sym = np.empty(n * per_point + nrings + 1, np.uint8)
+        ctx = np.empty(n * per_point + nrings + 1, np.int32)
+        bbuf = np.empty((n * per_point + nrings) * 8 + 16, np.uint8)
         bst = np.zeros(3, np.int64)
         if mode == "morton":
             if nrings > 1:  # the ring rides along as the first attribute
@@ -374,7 +374,7 @@ class QuantizedCodec:
             nctx = K.NB * (1 + mat.shape[1])
         else:
             stats = np.zeros(1, np.int64)
-            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats)
+            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats, mode == "ring")
             self.last_reversals = int(stats[0]) / max(n, 1)
             blen = int(bst[2])
             nctx = K.n_contexts(na)
@@ -455,7 +455,8 @@ class QuantizedCodec:
                     err = 2
         else:
             err = K.scan_decode(n, nrings, np.array([cx, cy, cz], np.int64), na, stream, 0, len(stream), freq,
-                                cum, lut, E.padded(bits), len(bits), q, ring, mat)
+                                cum, lut, E.padded(bits), len(bits), q, ring, mat,
+                                mode == MODES["ring"])
         if err:
             raise CodecError(f"{NAME}: corrupt entropy-coded data (code {err})", NAME)
         raw: list[np.ndarray] = []

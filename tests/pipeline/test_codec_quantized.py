@@ -205,3 +205,16 @@ def test_quantize_matches_its_definition(dtype):
     xyz[:10] = np.round(xyz[:10], 2) + 0.005  # halfway cases
     want = np.floor(xyz.astype(np.float64) / 0.01 + 0.5).astype(np.int64)
     assert np.array_equal(quantize(xyz, 0.01), want)
+
+
+def test_ring_order_with_more_rings_than_points():
+    """Ring order codes the number of points per ring up front: rings without points, and
+    more ring numbers than points, come back exactly."""
+    xyz = np.array([[1.0, 2, 3], [4, 5, 6], [-1, 2, 0.5], [7, -8, 1], [0.2, 0.3, 0.4]])
+    ring = np.array([4000, 3, 3, 0, 4000], np.uint16)
+    codec = QuantizedCodec(order="ring", keep_order=True)
+    out = codec.decode(codec.encode(xyz, {"ring": ring}))
+    assert out.order == "ring" and out.attrs["ring"].dtype == np.uint16
+    assert np.array_equal(out.attrs["ring"], np.sort(ring))
+    assert np.array_equal(out.q, quantize(xyz, 0.01)[out.permutation])
+    assert np.array_equal(out.attrs["ring"], ring[out.permutation])
