@@ -25,16 +25,13 @@ import numpy as np
 from numba import njit
 
 from pipeline.codecs._entropy import (
-    bits_get,
     bits_put,
-    extra_bits_of,
     put_flush,
     put_token,
     rans_get,
     rans_init,
     token_of,
     unzigzag,
-    value_of,
     zigzag,
 )
 
@@ -88,11 +85,29 @@ def _put(u, c, k, sym, ctx, bbuf, bst):
 @njit(cache=True, inline="always")
 def _get(c, rbuf, rend, rst, freq, cum, lut, bbuf, bend, bst):
     tok = rans_get(rbuf, rend, rst, c, freq, cum, lut)
-    nb = extra_bits_of(tok)
+    if tok < 16:
+        return tok, np.int64(tok)
+    nb = 3 + (tok - 16) // 2
+    # branch-free read of the extra bits at bit position bst[2] (``bbuf`` is padded by 8 bytes,
+    # :func:`~pipeline.codecs._entropy.padded`): the 5 bytes from bst[2] // 8, shifted
+    bp = bst[2]
     ex = np.int64(0)
-    if nb:
-        ex = bits_get(bbuf, bend, bst, nb)
-    return tok, value_of(tok, ex)
+    shift = 0
+    left = nb
+    while left > 0:  # one pass below 2**35
+        take = min(left, 32)
+        i = bp >> 3
+        w = (np.int64(bbuf[i]) | (np.int64(bbuf[i + 1]) << 8) | (np.int64(bbuf[i + 2]) << 16)
+             | (np.int64(bbuf[i + 3]) << 24) | (np.int64(bbuf[i + 4]) << 32))
+        ex |= ((w >> (bp & 7)) & ((np.int64(1) << take) - 1)) << shift
+        bp += take
+        shift += take
+        left -= take
+    if bp > 8 * bend:
+        bst[3] = 1
+        bp = 8 * bend
+    bst[2] = bp
+    return tok, ((np.int64(2) | ((tok - 16) & 1)) << nb) | ex
 
 
 @njit(cache=True, inline="always")
