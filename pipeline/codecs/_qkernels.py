@@ -11,7 +11,9 @@ IEEE-754 +, -, *, / and sqrt are used (correctly rounded everywhere), so encoder
 agree bit for bit on any platform; no transcendental functions.
 
 Rings are coded in scan order as the difference to the ring that followed the previous point's
-ring the last time (the firing order repeats column after column, whatever it is).
+ring the last time (the firing order repeats column after column, whatever it is). In ring order
+(points sorted by ring) the number of points of each ring is coded up front instead, so the
+points themselves carry no ring token.
 
 Contexts: the bucketed token of the same component at the previous point of the ring, and for
 the second and third components also the bucket of the first component's token.
