@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -49,4 +51,9 @@ class RuntimeConfig(BaseModel):
     outputs: bool = Field(True, description="per dataset: track and tile GeoJSON, PNG map, PLY point cloud")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus HTTP port (0: off)")
     metrics_host: str = "127.0.0.1"
+    outlier_method: Literal["ring", "knn"] = Field(
+        "ring", description="statistical outlier filter (filters.outlier_*) of the agent's point stage: ring = "
+        "k nearest among the range-image neighbourhood (pipeline.kernels.ring_outliers: 1.4-2.5x cheaper, "
+        "99-99.7 % the same kept set on the VLP-16/OS1-128 fixtures); knn = exact k-NN over the scan (Open3D)")
+    outlier_ring_reach: int = Field(1, ge=0, le=8, description="ring: beams above and below searched")
     status_file: str = Field("status.json", description="status written atomically here (relative to state_dir)")

@@ -121,6 +121,10 @@ class Pipeline:
         self._lidar_t = -math.inf
         self.skip_scans = False  # set by the runtime when processing is behind
         self.track: list[tuple[float, float, float]] = []  # (t, lat, lon) of fixes, decimated to 1 Hz
+        rt = getattr(config, "runtime", None)
+        self._outlier_method = getattr(rt, "outlier_method", "knn")
+        self._ring_reach = int(getattr(rt, "outlier_ring_reach", 1))
+        self._filters_no_outliers = config.filters.model_copy(update={"outlier_enabled": False})
         self.camera = None
         if camera and config.camera_processing.enabled:
             try:
@@ -278,10 +282,16 @@ class Pipeline:
         from pipeline.georef import ecef_to_geodetic, process_scan
 
         s = self.stats
-        ps = process_scan(scan, self.geo, self.cfg.filters)
+        filters = self.cfg.filters
+        removed: dict[str, int] = {}
+        points: Any = scan
+        if filters.outlier_enabled and self._outlier_method == "ring" and len(scan):
+            points, removed = self._ring_outliers(scan)
+            filters = self._filters_no_outliers
+        ps = process_scan(points, self.geo, filters)
         s.scans_processed += 1
         s.points_no_pose += ps.no_pose
-        for k, v in ps.removed.items():
+        for k, v in {**removed, **{k: v for k, v in ps.removed.items() if k not in removed}}.items():
             s.points_removed[k] = s.points_removed.get(k, 0) + int(v)
         if s.scans_processed % 50 == 0:  # live use: keep navigation bounded
             self.geo.prune(scan.t_start - 10.0)
@@ -296,6 +306,27 @@ class Pipeline:
                "t_us": np.round((ps.time - self._tbase) * 1e6).astype(np.int64)}
         chunks = self.chunker.feed("points", ps.time, geo[:, 0], geo[:, 1], pay)
         return [spec for c in chunks for spec in self._points_specs(c)]
+
+    def _ring_outliers(self, scan: Any) -> tuple[Any, dict[str, int]]:
+        """The range, crop and body filters, then the range-image outlier filter
+        (:mod:`pipeline.kernels.ring_outliers`) on the points they keep; returns the kept
+        points of the scan and the counts removed per filter (as :func:`filter_points`)."""
+        from pipeline.kernels._filter import filter_points
+        from pipeline.kernels.ring_outliers import ring_outlier_mask
+
+        f = self.cfg.filters
+        xyz = np.ascontiguousarray(scan.xyz)
+        fr = filter_points(xyz, self._filters_no_outliers, self.geo.rotation, self.geo.translation)
+        idx = np.flatnonzero(fr.keep)
+        removed = dict(fr.removed)
+        if len(idx):
+            inner = ring_outlier_mask(xyz[idx], scan.ring[idx], scan.time[idx], f.outlier_neighbors,
+                                      f.outlier_std_ratio, self._ring_reach, f.outlier_neighbors)
+            removed["outliers"] = int(len(idx) - inner.sum())
+            idx = idx[inner]
+        else:
+            removed["outliers"] = 0
+        return _Points(xyz[idx], np.asarray(scan.time)[idx], np.asarray(scan.intensity)[idx]), removed
 
     def _points_specs(self, c: Any) -> list[ChunkSpec]:
         """A closed chunk as one or more specs of at most MAX_POINTS (bounded encoder memory;
@@ -379,6 +410,18 @@ class Pipeline:
         s = self.stats
         s.chunks[kind] = s.chunks.get(kind, 0) + 1
         s.chunk_payload_bytes[kind] = s.chunk_payload_bytes.get(kind, 0) + nbytes
+
+
+@dataclass
+class _Points:
+    """The per-point fields :func:`pipeline.georef.process_scan` reads, for a subset of a scan."""
+
+    xyz: np.ndarray
+    time: np.ndarray
+    intensity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.xyz)
 
 
 def now_ns() -> int:
