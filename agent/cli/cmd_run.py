@@ -58,6 +58,18 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
 
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
+
+    def on_restart() -> None:  # a fleet restart job, acknowledged: stop as on SIGTERM, then exit 75
+        log.info("fleet restart: flushing, sealing, stopping")
+        stop.set()
+        agent.request_stop("fleet_restart")
+        for c in closers:
+            try:
+                c.close()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                pass
+
+    agent.on_restart = on_restart
     sources = []
     if lidar:
         sources.append(lidar_messages(lidar, stop, closers))
@@ -76,6 +88,10 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
     else:
         click.echo(f"stopped ({summary['stopped_by']}): {summary['chunks']} chunks, {summary['flows']} Flows, "
                    f"{len(summary['datasets'])} datasets; drops {summary['drops']}")
+    if summary["stopped_by"] == "fleet_restart":
+        from agent.fleet.device import RESTART_EXIT_CODE
+
+        raise SystemExit(RESTART_EXIT_CODE)  # EX_TEMPFAIL: systemd (Restart=on-failure) starts us again
     if summary["stopped_by"].startswith("source_error"):
         # sealed and stopped cleanly, but a source died: exit non-zero so systemd restarts us
         from agent.cli._common import fail

@@ -111,6 +111,13 @@ class Agent:
         self._state_name = "starting"
         self._started = time.time()
         self.summary = RunSummary()
+        # fleet jobs (agent.runtime._jobs): capture switch, calls served by the run loop
+        self._capture_on = threading.Event()
+        self._capture_on.set()
+        self._paused_msgs = 0
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._skip: dict[str, int] = {}
+        self.on_restart: Callable[[], None] | None = None  # a restart job: how to stop (cmd_run sets it)
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> Agent:
@@ -153,9 +160,13 @@ class Agent:
         from agent.fleet.device import DeviceClient
         from agent.fleet.handlers import local_handlers
 
-        handlers = local_handlers(self.config_path or "", self.state, stats=self.telemetry)
+        from agent.runtime._jobs import runtime_handlers
+
+        handlers = local_handlers(self.config_path or "", self.state, stats=self.telemetry,
+                                  actions=runtime_handlers(self))
         self.fleet = DeviceClient(self.cfg.fleet, self.cfg.device_id, self.state / "fleet.db", handlers,
-                                  state_dir=self.state, telemetry=self.telemetry, device_key=self.signer)
+                                  state_dir=self.state, telemetry=self.telemetry, device_key=self.signer,
+                                  on_restart=lambda: (self.on_restart or (lambda: self.request_stop("fleet_restart")))())
         self.fleet.start()
 
     def close(self) -> None:
@@ -185,6 +196,46 @@ class Agent:
     def _clock(self) -> int:
         return self._data_ns or time.time_ns()
 
+    def set_capture(self, on: bool) -> bool:
+        """Take sensor data in (True) or discard it at intake (False; sources keep reading so
+        nothing backs up, power events still pass). Thread-safe; returns the previous state."""
+        was = self._capture_on.is_set()
+        (self._capture_on.set if on else self._capture_on.clear)()
+        return was
+
+    def call(self, fn: Callable[[Agent], Any], timeout: float | None = None) -> Any:
+        """Run ``fn(self)`` on the thread that runs :meth:`run`, between two messages (so it
+        never races the pipeline or the store); returns its result or raises its error."""
+        box: list[Any] = [threading.Event(), None, None]
+        self._calls.put((fn, box))
+        if not box[0].wait(timeout):
+            raise AgentError(f"the agent did not get to the job within {timeout} s")
+        if box[2] is not None:
+            raise box[2]
+        return box[1]
+
+    def _serve_calls(self, error: BaseException | None = None) -> None:
+        while True:
+            try:
+                fn, box = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if error is not None:
+                    raise error
+                box[1] = fn(self)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box[2] = exc
+            box[0].set()
+
+    def seal_now(self, reason: str) -> Any:
+        """Worker thread only (see :meth:`call`): flush open chunks, cut the Flow, seal what is
+        unsealed; the SignedDataset, or None when nothing was captured since the last seal."""
+        if self.pipeline is not None:
+            self._commit(self.pipeline.flush(), self._skip)
+        self.store.cut_flows()
+        return self.store.seal_dataset(reason) if self._has_unsealed() else None
+
     def request_stop(self, reason: str = "signal") -> None:
         """Ask :meth:`run` to flush, seal and return (safe from a signal handler)."""
         self._stop_reason = reason
@@ -211,7 +262,7 @@ class Agent:
             threading.Thread(target=self._open_chain, name="chain-open", daemon=True).start()
         self.summary.warmup_s = _warm_numba()
         self.pipeline = Pipeline(self.cfg, lidar_meta=self.lidar_meta)
-        skip = self._resume_counts(source_id)
+        skip = self._skip = self._resume_counts(source_id)
         self._tick(force=True)  # resume pending uploads/mints before new data
         ends = 0
         deadline: float | None = None
@@ -245,6 +296,8 @@ class Agent:
             if deadline is not None and (time.monotonic() > deadline or (not any(c.is_alive() for c in caps) and self._q.empty())):
                 break
             self._tick()
+            self._serve_calls()
+        self._serve_calls()  # accepted before the stop: still done
         self._commit(self.pipeline.flush(), skip)
         self.store.cut_flows()
         reason = "end_of_drive" if self._stop_reason == "end" else self._stop_reason
@@ -269,6 +322,7 @@ class Agent:
         s.datasets = self.datasets()
         self._state_name = "idle"
         self._write_status()
+        self._serve_calls(AgentError("the agent has stopped"))
         return s
 
     def _capture(self, source: Iterable[Any], live: bool) -> None:
@@ -280,6 +334,13 @@ class Agent:
             for msg in source:
                 if self._stop.is_set():
                     break
+                if not self._capture_on.is_set() and not self._is_power(msg):
+                    if not live:  # a file can wait
+                        while not self._capture_on.is_set() and not self._stop.is_set():
+                            self._capture_on.wait(0.2)
+                    else:
+                        self._paused_msgs += 1
+                        continue
                 if not live:
                     while not self._stop.is_set():
                         try:
@@ -314,6 +375,12 @@ class Agent:
                             self._q.get_nowait()
                         except queue.Empty:
                             pass
+
+    @staticmethod
+    def _is_power(msg: Any) -> bool:
+        from agent.bus.messages import PowerEvent
+
+        return isinstance(msg, PowerEvent)
 
     @staticmethod
     def _is_ignition_off(msg: Any) -> bool:
@@ -501,6 +568,7 @@ class Agent:
     def telemetry(self) -> dict[str, Any]:
         st = self.pipeline.stats if self.pipeline is not None else None
         return {"state": self._state_name, "queue_depth": self._q.qsize(), "drops": dict(self._drops),
+                "capture": {"on": self._capture_on.is_set(), "discarded": self._paused_msgs},
                 "rates": dict(self._rates) if hasattr(self, "_rates") else {},
                 "gnss": st.last_fix if st else None,
                 "chunks": self.summary.chunks, "datasets": len(self.store.datasets()) if self.store else 0}
@@ -554,6 +622,7 @@ class Agent:
             "pid": os.getpid(), "state": self._state_name, "updated": time.time(), "started": self._started,
             "device": getattr(self, "signer", None) and self.signer.key_id, "state_dir": str(self.state),
             "metrics_port": self.metrics_port, "queue_depth": self._q.qsize(), "queue_capacity": self.rt.intake_max,
+            "capture": {"on": self._capture_on.is_set(), "discarded": self._paused_msgs},
             "drops": dict(self._drops, scans=st.scans_dropped if st else 0),
             "rates": getattr(self, "_rates", {}),
             "chunks": {r[0]: r[1] for r in c.execute("SELECT stream, COUNT(*) FROM chunks GROUP BY stream")},
