@@ -56,4 +56,6 @@ class RuntimeConfig(BaseModel):
         "k nearest among the range-image neighbourhood (pipeline.kernels.ring_outliers: 1.4-2.5x cheaper, "
         "99-99.7 % the same kept set on the VLP-16/OS1-128 fixtures); knn = exact k-NN over the scan (Open3D)")
     outlier_ring_reach: int = Field(1, ge=0, le=8, description="ring: beams above and below searched")
+    outlier_threads: int = Field(2, ge=1, le=2, description="ring: 2 searches half of each scan on a worker "
+                                 "thread (the kernel releases the GIL: the second core)")
     status_file: str = Field("status.json", description="status written atomically here (relative to state_dir)")

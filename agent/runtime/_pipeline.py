@@ -124,6 +124,7 @@ class Pipeline:
         rt = getattr(config, "runtime", None)
         self._outlier_method = getattr(rt, "outlier_method", "knn")
         self._ring_reach = int(getattr(rt, "outlier_ring_reach", 1))
+        self._outlier_threads = int(getattr(rt, "outlier_threads", 2))
         self._filters_no_outliers = config.filters.model_copy(update={"outlier_enabled": False})
         self.camera = None
         if camera and config.camera_processing.enabled:
@@ -321,7 +322,8 @@ class Pipeline:
         removed = dict(fr.removed)
         if len(idx):
             inner = ring_outlier_mask(xyz[idx], scan.ring[idx], scan.time[idx], f.outlier_neighbors,
-                                      f.outlier_std_ratio, self._ring_reach, f.outlier_neighbors)
+                                      f.outlier_std_ratio, self._ring_reach, f.outlier_neighbors,
+                                      self._outlier_threads)
             removed["outliers"] = int(len(idx) - inner.sum())
             idx = idx[inner]
         else:

@@ -21,6 +21,7 @@ are removed by both. Input must be one rotation (one decoded scan) in scan order
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -29,47 +30,45 @@ from pipeline.kernels.outliers import statistical_threshold
 
 
 @njit(cache=True, nogil=True)
-def ring_knn_mean_distance(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, k: int, ring_reach: int,
-                           col_reach: int) -> np.ndarray:
-    """Mean distance of each point to its ``k`` nearest neighbours (itself included) among
-    its range-image neighbourhood (see the module docstring). ``ring`` ``(N,)`` integers,
-    ``t`` ``(N,)`` per-point firing times, both in scan order."""
+def _ring_index(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The points sorted by ring, stable (each ring's points stay in scan order): per ring its
+    ``[start[r], start[r + 1])``, per point its position ``pos`` in that order, and the sorted
+    times and coordinates ``(M, 4)`` (x, y, z, t)."""
     n = xyz.shape[0]
-    out = np.zeros(n)
-    if n == 0:
-        return out
     nr = 0
     for i in range(n):
         nr = max(nr, int(ring[i]) + 1)
-    # counting sort by ring, stable: each ring's points stay in scan order
     start = np.zeros(nr + 1, dtype=np.int64)
     for i in range(n):
         start[int(ring[i]) + 1] += 1
     for r in range(nr):
         start[r + 1] += start[r]
     fill = start[:nr].copy()
-    order = np.empty(n, dtype=np.int64)
-    pos = np.empty(n, dtype=np.int64)  # a point's position in the ring-sorted order
+    pos = np.empty(n, dtype=np.int64)
+    sp = np.empty((n, 4))
     for i in range(n):
         r = int(ring[i])
-        order[fill[r]] = i
-        pos[i] = fill[r]
+        j = fill[r]
+        pos[i] = j
         fill[r] += 1
-    ts = np.empty(n)
-    px = np.empty(n)
-    py = np.empty(n)
-    pz = np.empty(n)
-    for j in range(n):
-        i = order[j]
-        ts[j] = t[i]
-        px[j] = xyz[i, 0]
-        py[j] = xyz[i, 1]
-        pz[j] = xyz[i, 2]
+        sp[j, 0] = xyz[i, 0]
+        sp[j, 1] = xyz[i, 1]
+        sp[j, 2] = xyz[i, 2]
+        sp[j, 3] = t[i]
+    return start, pos, sp, ring.astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _ring_query(start: np.ndarray, pos: np.ndarray, sp: np.ndarray, ring: np.ndarray, k: int, ring_reach: int,
+                col_reach: int, lo_i: int, hi_i: int, out: np.ndarray) -> None:
+    """``out[i]`` for the points ``lo_i <= i < hi_i`` (no GIL: two threads fill two halves)."""
+    nr = start.shape[0] - 1
     best = np.empty(max(k, 1))
-    for i in range(n):
-        r0 = int(ring[i])
+    for i in range(lo_i, hi_i):
+        r0 = ring[i]
         p = pos[i]
-        x, y, z, ti = px[p], py[p], pz[p], ts[p]
+        x, y, z, ti = sp[p, 0], sp[p, 1], sp[p, 2], sp[p, 3]
         cnt = 0
         worst = np.inf
         for r in range(max(0, r0 - ring_reach), min(nr, r0 + ring_reach + 1)):
@@ -78,19 +77,19 @@ def ring_knn_mean_distance(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, k: 
                 continue
             if r == r0:
                 c = p
-            else:  # the column of time ti on ring r: first position with ts >= ti
+            else:  # the column of time ti on ring r: first position with a time >= ti
                 a, b = lo, hi
                 while a < b:
                     m = (a + b) // 2
-                    if ts[m] < ti:
+                    if sp[m, 3] < ti:
                         a = m + 1
                     else:
                         b = m
                 c = a
             for q in range(max(lo, c - col_reach), min(hi, c + col_reach + 1)):
-                dx = px[q] - x
-                dy = py[q] - y
-                dz = pz[q] - z
+                dx = sp[q, 0] - x
+                dy = sp[q, 1] - y
+                dz = sp[q, 2] - z
                 d2 = dx * dx + dy * dy + dz * dz
                 if cnt < k:
                     j = cnt
@@ -109,13 +108,46 @@ def ring_knn_mean_distance(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, k: 
         for j in range(cnt):
             s += math.sqrt(best[j])
         out[i] = s / cnt
+
+
+_POOL: Any = None
+PARALLEL_MIN = 16_384  # points above which the second half runs on a worker thread
+
+
+def ring_knn_mean_distance(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, k: int, ring_reach: int,
+                           col_reach: int, threads: int = 2) -> np.ndarray:
+    """Mean distance of each point to its ``k`` nearest neighbours (itself included) among
+    its range-image neighbourhood (see the module docstring). ``ring`` ``(N,)`` integers,
+    ``t`` ``(N,)`` per-point firing times, both in scan order. With ``threads=2`` and a
+    large scan, half the points are searched on a worker thread (the kernel releases the
+    GIL); the result does not depend on it."""
+    global _POOL
+    n = xyz.shape[0]
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    start, pos, sp, ring64 = _ring_index(xyz, ring, t)
+    k = max(int(k), 1)
+    args = (start, pos, sp, ring64, k, int(ring_reach), int(col_reach))
+    if threads < 2 or n < PARALLEL_MIN:
+        _ring_query(*args, 0, n, out)
+        return out
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(1, thread_name_prefix="ring-outliers")
+    half = n // 2
+    fut = _POOL.submit(_ring_query, *args, half, n, out)
+    _ring_query(*args, 0, half, out)
+    fut.result()
     return out
 
 
 def ring_outlier_mask(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, nb_neighbors: int, std_ratio: float,
-                      ring_reach: int = 2, col_reach: int | None = None) -> np.ndarray:
+                      ring_reach: int = 1, col_reach: int | None = None, threads: int = 2) -> np.ndarray:
     """Keep-mask ``(N,)`` of the range-image statistical outlier filter (module docstring).
-    ``col_reach`` defaults to ``nb_neighbors``. Points must be finite and in scan order."""
+    ``col_reach`` defaults to ``nb_neighbors``; ``threads=2`` searches half the points of a
+    large scan on a worker thread. Points must be finite and in scan order."""
     if nb_neighbors < 1:
         raise ValueError(f"nb_neighbors must be at least 1, not {nb_neighbors}")
     if not std_ratio > 0:
@@ -130,6 +162,6 @@ def ring_outlier_mask(xyz: np.ndarray, ring: np.ndarray, t: np.ndarray, nb_neigh
     reach = int(nb_neighbors if col_reach is None else col_reach)
     mean = ring_knn_mean_distance(xyz, np.ascontiguousarray(ring).astype(np.int64, copy=False),
                                   np.ascontiguousarray(t, dtype=np.float64), int(nb_neighbors), int(ring_reach),
-                                  max(0, reach))
+                                  max(0, reach), threads)
     thr = statistical_threshold(mean, float(std_ratio))
     return (mean > 0) & (mean < thr)

@@ -59,6 +59,16 @@ def test_window_is_the_range_image_neighbourhood() -> None:
     assert mean0[0] == pytest.approx(0.5)
 
 
+def test_worker_thread_gives_the_same_result() -> None:
+    xyz, ring, t = _wall_scan(16, 2500)  # 40 000 points: above PARALLEL_MIN
+    xyz[::997] *= 0.3
+    one = ring_knn_mean_distance(xyz, ring.astype(np.int64), t, 20, 1, 20, threads=1)
+    two = ring_knn_mean_distance(xyz, ring.astype(np.int64), t, 20, 1, 20, threads=2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(ring_outlier_mask(xyz, ring, t, 20, 2.0, threads=2), ~np.isin(np.arange(len(xyz)),
+                                                                                         np.arange(0, len(xyz), 997)))
+
+
 def test_input_checks() -> None:
     xyz, ring, t = _wall_scan(4, 10)
     with pytest.raises(ValueError):
