@@ -66,8 +66,8 @@ def command(config_path: str, state_dir: str | None, lidar: str | None, gnss: st
         for c in closers:
             try:
                 c.close()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                log.debug("closing %r: %s", c, exc)
 
     agent.on_restart = on_restart
     sources = []

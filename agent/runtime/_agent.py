@@ -117,6 +117,7 @@ class Agent:
         self._paused_msgs = 0
         self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._skip: dict[str, int] = {}
+        self._calls_closed: AgentError | None = None
         self.on_restart: Callable[[], None] | None = None  # a restart job: how to stop (cmd_run sets it)
 
     # ------------------------------------------------------------------ lifecycle
@@ -159,7 +160,6 @@ class Agent:
     def _open_fleet(self) -> None:
         from agent.fleet.device import DeviceClient
         from agent.fleet.handlers import local_handlers
-
         from agent.runtime._jobs import runtime_handlers
 
         handlers = local_handlers(self.config_path or "", self.state, stats=self.telemetry,
@@ -208,8 +208,12 @@ class Agent:
         never races the pipeline or the store); returns its result or raises its error."""
         box: list[Any] = [threading.Event(), None, None]
         self._calls.put((fn, box))
-        if not box[0].wait(timeout):
-            raise AgentError(f"the agent did not get to the job within {timeout} s")
+        end = None if timeout is None else time.monotonic() + timeout
+        while not box[0].wait(0.5):
+            if self._calls_closed is not None:  # run() has returned: nobody serves calls any more
+                self._serve_calls(self._calls_closed)
+            elif end is not None and time.monotonic() > end:
+                raise AgentError(f"the agent did not get to the job within {timeout} s")
         if box[2] is not None:
             raise box[2]
         return box[1]
@@ -250,6 +254,7 @@ class Agent:
         from agent.runtime._pipeline import Pipeline
 
         t_start = time.time()
+        self._calls_closed = None
         # capture first: live sources fill the intake queue while the kernels load
         self._state_name = "running"
         sources = source if isinstance(source, list) else [source]
@@ -322,7 +327,8 @@ class Agent:
         s.datasets = self.datasets()
         self._state_name = "idle"
         self._write_status()
-        self._serve_calls(AgentError("the agent has stopped"))
+        self._calls_closed = AgentError("the agent has stopped")
+        self._serve_calls(self._calls_closed)
         return s
 
     def _capture(self, source: Iterable[Any], live: bool) -> None:

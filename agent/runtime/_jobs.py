@@ -108,6 +108,8 @@ def runtime_handlers(agent: Agent) -> dict[str, JobHandler]:
         return handler
 
     def seal(job: Job, progress: Progress) -> dict[str, Any]:
+        progress(0.1, {"step": "flushing open chunks, cutting the Flow, sealing"})
+
         def work(a: Agent) -> dict[str, Any]:
             ds = a.seal_now("fleet_job")
             a._write_status()
@@ -120,6 +122,7 @@ def runtime_handlers(agent: Agent) -> dict[str, JobHandler]:
 
     def flush(job: Job, progress: Progress) -> dict[str, Any]:
         todo = agent.call(lambda a: _sealed(a, State.UPLOADED), CALL_TIMEOUT_S)
+        progress(0.0, {"to_upload": [d["session"] for d in todo]})
         done = []
         for i, d in enumerate(todo):
             done.append(agent.call(lambda a, d=d: _upload(a, d), CALL_TIMEOUT_S))
@@ -136,6 +139,7 @@ def runtime_handlers(agent: Agent) -> dict[str, JobHandler]:
         todo = agent.call(lambda a: _sealed(a, State.ANCHORED), CALL_TIMEOUT_S)
         if not todo:
             return {"minted": [], "reason": "no sealed dataset waiting for its DAT"}
+        progress(0.0, {"to_mint": [d["session"] for d in todo]})
         minted = []
         for i, d in enumerate(todo):
             def one(a: Agent, d: dict[str, Any] = d) -> dict[str, Any]:
@@ -185,11 +189,14 @@ def runtime_handlers(agent: Agent) -> dict[str, JobHandler]:
         return out
 
     def restart(job: Job, progress: Progress) -> dict[str, Any]:
+        progress(0.1, {"step": "flushing and sealing before the restart"})
+
         def work(a: Agent) -> dict[str, Any]:
             ds = a.seal_now("fleet_restart")
             a._write_status()
             return {"sealed": None if ds is None else ds.id}
         out = agent.call(work, CALL_TIMEOUT_S)
+        progress(0.5, {"step": "sealed; stopping once this job's result is acknowledged"})
         return dict(out, restart=True)
 
     return {"start_capture": capture(True), "stop_capture": capture(False), "seal_dataset": seal,

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from nacl.signing import SigningKey
 
 from tests._fixtures import fixture_file
-from tests.e2e.conftest import ROOT, agent_cmd, env, write_config
+from tests.e2e.conftest import ROOT, FleetWatcher, agent_cmd, env, write_config
 from tests.e2e.test_run import _nmea_now
 from tests.fleet.conftest import Broker, free_port
 
@@ -42,7 +42,7 @@ def _intake(st: dict[str, Any]) -> int:
     return sum((st.get("chunks") or {}).values()) + ((st.get("points") or {}).get("in") or 0)
 
 
-def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker) -> None:
+def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker, fleet_watcher: FleetWatcher) -> None:
     from agent.fleet.manager import FleetClient
     from sensors.packets import open_packet_source
 
@@ -75,17 +75,20 @@ def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker)
                     except OSError:
                         return
 
-    p = subprocess.Popen(agent_cmd("--log-level", "INFO", "run", "--config", str(cfg), "--state-dir", str(state),
-                                   "--json"), stdout=subprocess.PIPE, stderr=open(tmp_path / "agent.log", "wb"),
-                         env=env(), cwd=ROOT)
+    with open(tmp_path / "agent.log", "wb") as err:  # the child keeps its own descriptor
+        p = subprocess.Popen(agent_cmd("--log-level", "INFO", "run", "--config", str(cfg), "--state-dir", str(state),
+                                       "--json"), stdout=subprocess.PIPE, stderr=err, env=env(), cwd=ROOT)
     feeder = threading.Thread(target=feed, daemon=True)
     client = FleetClient(mqtt_broker.fleet_config(), key)
+
+    history: dict[str, list[dict[str, Any]]] = {}
 
     def job(job_type: str, params: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
         _doc, follower = client.send(DEVICE, job_type, params)
         assert follower is not None
         final = follower.wait(timeout)
         assert final is not None, f"{job_type}: no final update in {timeout} s\n{_log()}"
+        history[job_type] = list(follower.history)
         return final
 
     def _log() -> str:
@@ -118,6 +121,8 @@ def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker)
         after = _status(state)
         assert _intake(after) == _intake(before), (before, after)
         assert after["capture"]["discarded"] > before["capture"]["discarded"] > 0
+        telemetry = [t for t in fleet_watcher.kinds().get("telemetry", []) if isinstance(t, dict)]
+        assert telemetry and telemetry[-1]["capture"]["on"] is False  # the fleet sees it too
 
         # start_capture: intake resumes
         assert succeeded("start_capture")["capture"] == "on"
@@ -131,9 +136,11 @@ def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker)
         # seal_dataset: a sealed dataset now, which verifies
         sealed = succeeded("seal_dataset")
         assert sealed["sealed"] is True and sealed["root"].startswith("0x"), sealed
+        steps = [u["details"].get("step") for u in history["seal_dataset"] if u["state"] == "IN_PROGRESS"]
+        assert any(steps), history["seal_dataset"]  # progress reported on the way
         ddir = Path(sealed["path"])
         assert (ddir / "manifest.cose").exists()
-        v = subprocess.run(agent_cmd("verify", str(ddir), "--json"), capture_output=True, text=True, env=env(),
+        v = subprocess.run(agent_cmd("verify", str(ddir), "--json"), check=False, capture_output=True, text=True, env=env(),
                            cwd=ROOT, timeout=60)
         assert v.returncode == 0, v.stdout[-2000:] + v.stderr[-2000:]
         ds = {d["session"]: d for d in _status(state)["datasets"]}
@@ -189,3 +196,20 @@ def test_fleet_jobs_drive_the_running_agent(tmp_path: Path, mqtt_broker: Broker)
             p.wait()
         os.close(master)
         os.close(slave)
+
+
+def test_call_outside_run_fails_fast_instead_of_hanging(tmp_path: Path) -> None:
+    """A job arriving after run() returned (the agent is closing) FAILs at once, not at its timeout."""
+    import pytest
+
+    from agent.config import AgentConfig
+    from agent.errors import AgentError
+    from agent.runtime._agent import Agent
+
+    agent = Agent(AgentConfig(), state_dir=tmp_path / "state")
+    agent._calls_closed = AgentError("the agent has stopped")
+    t = time.monotonic()
+    with pytest.raises(AgentError, match="stopped"):
+        agent.call(lambda a: 1, timeout=30)
+    assert time.monotonic() - t < 5
+    assert agent.set_capture(False) is True and agent.set_capture(False) is False  # idempotent switch
