@@ -126,6 +126,9 @@ class Pipeline:
         self._ring_reach = int(getattr(rt, "outlier_ring_reach", 1))
         self._outlier_threads = int(getattr(rt, "outlier_threads", 2))
         self._filters_no_outliers = config.filters.model_copy(update={"outlier_enabled": False})
+        self._filters_done = config.filters.model_copy(update={"outlier_enabled": False, "min_range_m": 0.0,
+                                                               "max_range_m": math.inf, "crop_box": None,
+                                                               "body_box": None})
         self.camera = None
         if camera and config.camera_processing.enabled:
             try:
@@ -288,7 +291,7 @@ class Pipeline:
         points: Any = scan
         if filters.outlier_enabled and self._outlier_method == "ring" and len(scan):
             points, removed = self._ring_outliers(scan)
-            filters = self._filters_no_outliers
+            filters = self._filters_done  # the filters already ran: process_scan only georeferences and voxelizes
         ps = process_scan(points, self.geo, filters)
         s.scans_processed += 1
         s.points_no_pose += ps.no_pose

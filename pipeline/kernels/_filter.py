@@ -37,14 +37,13 @@ def filter_points(xyz: np.ndarray, cfg: FilterConfig, rotation: np.ndarray | Non
         removed[name] = before - int(keep.sum())
 
     stage("range", range_mask(xyz, cfg.min_range_m, cfg.max_range_m))
-    if cfg.crop_box is not None or cfg.body_box is not None:
+    if cfg.crop_box is not None:  # vehicle-frame copy only for the crop (body_mask transforms per point)
         veh = np.ascontiguousarray(xyz.astype(np.float64) @ rot.T + tr)
-        if cfg.crop_box is not None:
-            b = np.asarray(cfg.crop_box, dtype=np.float64)
-            stage("crop", box_mask(veh, b[:3], b[3:], True))
-        if cfg.body_box is not None:
-            b = np.asarray(cfg.body_box, dtype=np.float64)
-            stage("body", body_mask(xyz, rot, tr, b[:3], b[3:]))
+        b = np.asarray(cfg.crop_box, dtype=np.float64)
+        stage("crop", box_mask(veh, b[:3], b[3:], True))
+    if cfg.body_box is not None:
+        b = np.asarray(cfg.body_box, dtype=np.float64)
+        stage("body", body_mask(xyz, rot, tr, b[:3], b[3:]))
     if cfg.outlier_enabled and keep.any():
         idx = np.flatnonzero(keep)
         inner = statistical_outlier_mask(xyz[idx], cfg.outlier_neighbors, cfg.outlier_std_ratio)
