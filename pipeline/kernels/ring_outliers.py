@@ -71,7 +71,12 @@ def _ring_query(start: np.ndarray, pos: np.ndarray, sp: np.ndarray, ring: np.nda
         x, y, z, ti = sp[p, 0], sp[p, 1], sp[p, 2], sp[p, 3]
         cnt = 0
         worst = np.inf
-        for r in range(max(0, r0 - ring_reach), min(nr, r0 + ring_reach + 1)):
+        # own ring first, then the nearer rings, each from its column outwards: the k-th
+        # distance is small early and most later candidates are rejected at one comparison
+        for rk in range(2 * ring_reach + 1):
+            r = r0 + ((rk + 1) // 2 if rk % 2 else -(rk // 2))
+            if r < 0 or r >= nr:
+                continue
             lo, hi = start[r], start[r + 1]
             if hi == lo:
                 continue
@@ -86,7 +91,10 @@ def _ring_query(start: np.ndarray, pos: np.ndarray, sp: np.ndarray, ring: np.nda
                     else:
                         b = m
                 c = a
-            for q in range(max(lo, c - col_reach), min(hi, c + col_reach + 1)):
+            for qk in range(2 * col_reach + 1):
+                q = c + ((qk + 1) // 2 if qk % 2 else -(qk // 2))
+                if q < lo or q >= hi:
+                    continue
                 dx = sp[q, 0] - x
                 dy = sp[q, 1] - y
                 dz = sp[q, 2] - z
