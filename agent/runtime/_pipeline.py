@@ -90,6 +90,7 @@ class Pipeline:
     DECODE_BATCH = 64  # LiDAR packets per decoder call (~85 ms of a VLP-16, ~50 ms of an OS1-128)
     RAW_MAX_BYTES = 8 << 20  # raw packet chunks: a window or this many bytes (0.65 s of an OS1-128; the range-image encoder needs ~10x)
     RAW_MAX_NS = 2_000_000_000  # ... or 2 s: raw packets are committed (signed, fsynced) at least this often
+    EARLY_FIXES_NS = 60_000_000_000  # fixes kept for a camera stage not built yet (its track needs a few seconds)
     MAX_POINTS = 400_000  # point chunks are split above this (the encoder's memory is ~100 B a point)
 
     def __init__(self, config: Any, *, lidar_meta: str | None = None, camera: bool = True) -> None:
@@ -129,14 +130,11 @@ class Pipeline:
         self._filters_done = config.filters.model_copy(update={"outlier_enabled": False, "min_range_m": 0.0,
                                                                "max_range_m": math.inf, "crop_box": None,
                                                                "body_box": None})
-        self.camera = None
-        if camera and config.camera_processing.enabled:
-            try:
-                from pipeline.camera import camera_stage_from_config
-
-                self.camera = camera_stage_from_config(config.camera_processing)
-            except ImportError as exc:  # OpenCV missing: frames are counted, not processed
-                log.warning("camera stage off: %s", exc)
+        # the camera stage (and OpenCV, ~30 MB) is built at the first camera frame: a LiDAR-only
+        # drive never loads it; the fixes before that frame are kept (bounded) to seed its track
+        self.camera: Any = None
+        self._camera_wanted = bool(camera and config.camera_processing.enabled)
+        self._early_fixes: deque[Any] = deque()
 
     # ------------------------------------------------------------------ feeding
     def feed(self, msg: Any) -> list[ChunkSpec]:
@@ -172,6 +170,10 @@ class Pipeline:
         self.geo.add(msg)
         if self.camera is not None:
             self.camera.add_fix(msg)
+        elif self._camera_wanted:
+            self._early_fixes.append(msg)
+            while msg.utc_ns - self._early_fixes[0].utc_ns > self.EARLY_FIXES_NS:
+                self._early_fixes.popleft()
         t = (msg.fix_utc_ns if msg.fix_utc_ns > 0 else msg.utc_ns) / 1e9
         if math.isfinite(msg.lat_deg) and math.isfinite(msg.lon_deg):
             s.last_fix = {"utc": t, "lat": msg.lat_deg, "lon": msg.lon_deg, "fix_type": int(msg.fix_type),
@@ -370,6 +372,18 @@ class Pipeline:
         s.camera_frames += 1
         s.camera_bytes += len(msg.jpeg)
         s.bytes_in += len(msg.jpeg)
+        if self.camera is None and self._camera_wanted:
+            self._camera_wanted = False  # one attempt
+            try:
+                from pipeline.camera import camera_stage_from_config
+
+                self.camera = camera_stage_from_config(self.cfg.camera_processing)
+            except ImportError as exc:  # OpenCV missing: frames are counted, not processed
+                log.warning("camera stage off: %s", exc)
+            else:
+                for fix in self._early_fixes:
+                    self.camera.add_fix(fix)
+            self._early_fixes.clear()
         if self.camera is None:
             return []
         res = self.camera.process(msg)
@@ -381,7 +395,7 @@ class Pipeline:
         stream = f"{msg.camera_id or msg.source}/keyframes"
         self._count(stream, "keyframes", len(kf.jpeg))
         pos = kf.position
-        lat, lon = float(getattr(pos, "lat", math.nan)), float(getattr(pos, "lon", math.nan))
+        lat, lon = float(getattr(pos, "lat_deg", math.nan)), float(getattr(pos, "lon_deg", math.nan))
         tile = bbox = None
         if math.isfinite(lat) and math.isfinite(lon):
             from pipeline.chunking import tile_xy
