@@ -53,7 +53,7 @@ class RuntimeConfig(BaseModel):
     metrics_host: str = "127.0.0.1"
     outlier_method: Literal["ring", "knn"] = Field(
         "ring", description="statistical outlier filter (filters.outlier_*) of the agent's point stage: ring = "
-        "k nearest among the range-image neighbourhood (pipeline.kernels.ring_outliers: 1.4-2.5x cheaper, "
+        "k nearest among the range-image neighbourhood (pipeline.kernels.ring_outliers: ~2x cheaper on one core, "
         "99-99.7 % the same kept set on the VLP-16/OS1-128 fixtures); knn = exact k-NN over the scan (Open3D)")
     outlier_ring_reach: int = Field(1, ge=0, le=8, description="ring: beams above and below searched")
     outlier_threads: int = Field(2, ge=1, le=2, description="ring: 2 searches half of each scan on a worker "
