@@ -26,12 +26,6 @@ def _device_s(p):
     return struct.unpack_from("<I", p.data, 1200)[0] * 1e-6
 
 
-def _first_point_times(packets, scans):
-    """Earliest point time per packet (each packet's first firing has offset 0)."""
-    t = np.concatenate([s.time for s in scans])
-    return t
-
-
 def test_synced_sensor_uses_its_utc_device_time():
     packets = _data_packets("lidar/velodyne/hdl32e_with_gps.pcap")
     dec = VelodyneDecoder()
