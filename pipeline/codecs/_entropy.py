@@ -290,32 +290,50 @@ def cumulative(freq):
 # -- rANS ---------------------------------------------------------------------------------------
 
 @njit(cache=True)
+def _enc_tables():
+    """Per frequency ``f`` (1..SCALE), the encoder constants of ryg's ``rans_byte``
+    (``RansEncSymbol``): a 32-bit reciprocal with its shift (``x // f`` becomes a multiply and a
+    shift, exact for ``x < 2**31``) and the bias added to ``cum``."""
+    rcp = np.zeros(SCALE + 1, np.int64)
+    shift = np.zeros(SCALE + 1, np.int64)
+    badj = np.zeros(SCALE + 1, np.int64)
+    for f in range(1, SCALE + 1):
+        if f < 2:
+            rcp[f] = (np.int64(1) << 32) - 1
+            shift[f] = 32
+            badj[f] = SCALE - 1
+        else:
+            sh = 0
+            while f > (np.int64(1) << sh):
+                sh += 1
+            rcp[f] = ((np.int64(1) << (sh + 31)) + f - 1) // f
+            shift[f] = 32 + sh - 1
+    return rcp, shift, badj
+
+
+@njit(cache=True)
 def rans_encode(sym, ctx, n, freq, cum, out):
-    """Encode ``sym[:n]`` under their contexts into the end of ``out``; returns the start
-    index of the stream (it runs to ``len(out)``)."""
+    """Encode ``sym[:n]`` under their contexts into the end of ``out`` (at least ``2 n + 8``
+    bytes); returns the start index of the stream (it runs to ``len(out)``). The state update
+    ``x -> (x // f) * SCALE + x % f + cum`` is written as ``x + bias + q * (SCALE - f)`` with
+    ``q = x // f`` by reciprocal: the same stream, a shorter dependency chain."""
+    rcp, shift, badj = _enc_tables()
     x = np.int64(RANS_L)
     p = out.shape[0]
-    inv = np.empty(SCALE + 1, np.float64)  # x // f by a float reciprocal (x < 2**31: one fix-up at most)
-    for f in range(1, SCALE + 1):
-        inv[f] = 1.0 / f
     for i in range(n - 1, -1, -1):
         c = ctx[i]
         s = sym[i]
         f = np.int64(freq[c, s])
-        x_max = ((RANS_L >> SCALE_BITS) << 8) * f
-        while x >= x_max:
-            p -= 1
-            out[p] = x & 0xFF
-            x >>= 8
-        q = np.int64(x * inv[f])
-        r = x - q * f
-        if r >= f:
-            q += 1
-            r -= f
-        elif r < 0:
-            q -= 1
-            r += f
-        x = (q << SCALE_BITS) + r + cum[c, s]
+        m = f << (SCALE_BITS + 7)  # x_max = ((RANS_L >> SCALE_BITS) << 8) * f
+        # renormalise without a branch: 0, 1 or 2 bytes (x < 2**31, x_max >= 2**19); both
+        # bytes are stored always, one not kept is overwritten by a later one
+        out[p - 1] = x & 0xFF
+        out[p - 2] = (x >> 8) & 0xFF
+        nb = np.int64(x >= m) + np.int64(x >= (m << 8))
+        p -= nb
+        x >>= 8 * nb
+        q = (x * rcp[f]) >> shift[f]
+        x = x + cum[c, s] + badj[f] + q * (SCALE - f)
     for k in range(4):
         p -= 1
         out[p] = (x >> (8 * k)) & 0xFF
