@@ -124,14 +124,61 @@ def _predict(px1, py1, pz1, px2, py2):
 
 
 @njit(cache=True)
-def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, rings_known):
+def _residuals(q, jprev, jprev2, cx, cy, cz, res):
+    """Residuals of every point to its prediction (see the module docstring), in coding order
+    (first coordinate, second, z) into ``res`` (n, 3), with the point's previous points on its
+    ring ``jprev``, ``jprev2`` (-1: none; a point with no previous one gets the difference to
+    the point before it in the cloud). Free of loop-carried dependencies and mostly of
+    branches, so the divisions and square roots of many points overlap. Returns the number of
+    reversals (see :func:`scan_encode`)."""
+    n = q.shape[0]
+    rev = 0
+    for i in range(n):
+        j = jprev[i]
+        jj = jprev2[i]
+        x = q[i, 0] - cx
+        y = q[i, 1] - cy
+        z = q[i, 2] - cz
+        jr = j if j >= 0 else i
+        x1 = np.float64(q[jr, 0] - cx)
+        y1 = np.float64(q[jr, 1] - cy)
+        z1 = np.float64(q[jr, 2] - cz)
+        jjr = jj if jj >= 0 else jr
+        x2 = np.float64(q[jjr, 0] - cx)
+        y2 = np.float64(q[jjr, 1] - cy)
+        n12 = math.sqrt((x1 * x1 + y1 * y1) * (x2 * x2 + y2 * y2))
+        ok = jj >= 0 and n12 > 0.0
+        d = n12 if ok else 1.0
+        wr = (x1 * x2 + y1 * y2) / d
+        wi = (y1 * x2 - x1 * y2) / d
+        px = x1 * wr - y1 * wi if ok else x1
+        py = x1 * wi + y1 * wr if ok else y1
+        rev += 1 if (jj >= 0 and (x2 * y1 - y2 * x1) * (x1 * np.float64(y) - y1 * np.float64(x)) < 0.0) else 0
+        swap = abs(px) < abs(py)
+        va = y if swap else x
+        vb = x if swap else y
+        pa = py if swap else px
+        pb = px if swap else py
+        big = abs(pa) >= 1.0
+        s = va / (pa if big else 1.0)
+        s = min(max(s, 0.25), 4.0) if big else 1.0
+        res[i, 0] = va - _rnd(pa)
+        res[i, 1] = vb - _rnd(pb * s)
+        res[i, 2] = z - _rnd(z1 * s)
+    return rev
+
+
+@njit(cache=True)
+def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, rings_known, jprev, jprev2, res):
     """Tokens of a cloud in scan order. ``q`` (n, 3) int64 quantized; ``ring`` (n,) int64 in
     ``[0, nrings)``; ``attrs`` (n, A) int64 (integer values or float bit patterns). Returns the
     number of tokens written to ``sym``/``ctx``; extra bits go to ``bbuf``, whose length is
     left in ``bst[2]``. ``stats[0]`` counts *reversals*: points that turn back against their
     ring's sense of rotation (a scan line out of azimuth order, where sorting would pay).
     ``rings_known``: the points come sorted by ring (ring order), so the number of points of each
-    ring is coded up front instead of a ring per point (one token less per point to decode)."""
+    ring is coded up front instead of a ring per point (one token less per point to decode).
+    ``jprev``, ``jprev2`` (n,) and ``res`` (n, 3) int64 are scratch space (the predictions are
+    made in a pass of their own, :func:`_residuals`)."""
     n = q.shape[0]
     na = attrs.shape[1]
     last = np.full(nrings, -1, np.int64)
@@ -143,9 +190,17 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, ring
     acc = np.int64(0)
     cnt = 0
     pos = 0
-    rev = 0
     prev_ring = -1
     ring_tok = 0
+    for i in range(n):
+        r = ring[i]
+        jprev[i] = last[r]
+        jprev2[i] = last2[r]
+        last2[r] = last[r]
+        last[r] = i
+    rev = _residuals(q, jprev, jprev2, cx, cy, cz, res)
+    last[:] = -1
+    last2[:] = -1
     if rings_known and nrings > 1:  # points per ring, each as the difference to the previous ring's
         counts = np.zeros(nrings, np.int64)
         for i in range(n):
@@ -167,10 +222,10 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, ring
                 nxt[prev_ring] = r
             prev_ring = r
         j = last[r]
-        x = q[i, 0] - cx
-        y = q[i, 1] - cy
-        z = q[i, 2] - cz
         if j < 0:
+            x = q[i, 0] - cx
+            y = q[i, 1] - cy
+            z = q[i, 2] - cz
             if i > 0:
                 x -= q[i - 1, 0] - cx
                 y -= q[i - 1, 1] - cy
@@ -180,35 +235,12 @@ def scan_encode(q, ring, nrings, center, attrs, sym, ctx, bbuf, bst, stats, ring
             _, acc, cnt, pos = put_token(zigzag(z), C_FIRST + 2, k + 2, sym, ctx, bbuf, acc, cnt, pos)
             k += 3
         else:
-            x1 = np.float64(q[j, 0] - cx)
-            y1 = np.float64(q[j, 1] - cy)
-            z1 = np.float64(q[j, 2] - cz)
-            jj = last2[r]
-            if jj >= 0:
-                x2 = np.float64(q[jj, 0] - cx)
-                y2 = np.float64(q[jj, 1] - cy)
-                px, py, pz = _predict(x1, y1, z1, x2, y2)
-                if (x2 * y1 - y2 * x1) * (x1 * np.float64(y) - y1 * np.float64(x)) < 0.0:
-                    rev += 1
-            else:
-                px, py, pz = x1, y1, z1
-            if abs(px) >= abs(py):
-                va, pa, vb, pb = x, px, y, py
-            else:
-                va, pa, vb, pb = y, py, x, px
-            s = 1.0
-            if abs(pa) >= 1.0:
-                s = va / pa
-                if s < 0.25:
-                    s = 0.25
-                elif s > 4.0:
-                    s = 4.0
-            ta, acc, cnt, pos = put_token(zigzag(va - _rnd(pa)), C_A + _BK[ptok[r, 0]], k, sym, ctx, bbuf, acc, cnt,
+            ta, acc, cnt, pos = put_token(zigzag(res[i, 0]), C_A + _BK[ptok[r, 0]], k, sym, ctx, bbuf, acc, cnt,
                                           pos)
             ba = _BK[ta] * NB
-            tb, acc, cnt, pos = put_token(zigzag(vb - _rnd(pb * s)), C_B + ba + _BK[ptok[r, 1]], k + 1, sym, ctx, bbuf,
+            tb, acc, cnt, pos = put_token(zigzag(res[i, 1]), C_B + ba + _BK[ptok[r, 1]], k + 1, sym, ctx, bbuf,
                                           acc, cnt, pos)
-            tz, acc, cnt, pos = put_token(zigzag(z - _rnd(pz * s)), C_Z + ba + _BK[ptok[r, 2]], k + 2, sym, ctx, bbuf,
+            tz, acc, cnt, pos = put_token(zigzag(res[i, 2]), C_Z + ba + _BK[ptok[r, 2]], k + 2, sym, ctx, bbuf,
                                           acc, cnt, pos)
             ptok[r, 0] = ta
             ptok[r, 1] = tb

@@ -214,12 +214,32 @@ def _zc(level: int) -> Any:
     return cache[level]
 
 
+def _work(name: str, size: int, dtype: Any) -> np.ndarray:
+    """A scratch array of ``size`` items, reused per thread (grow-only). Fresh arrays of a few
+    MB cost more in first-touch page faults than the encoder spends on the points; nothing
+    built from a scratch array may outlive the call that got it (results are copied out)."""
+    cache = getattr(_ZSTD, "w", None)
+    if cache is None:
+        cache = _ZSTD.w = {}
+    buf = cache.get(name)
+    if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
+        buf = cache[name] = np.empty(max(size, 1024), dtype)
+    return buf[:size]
+
+
+def _scratch(n: int, per_point: int, nrings: int) -> tuple[np.ndarray, ...]:
+    """sym, ctx, extra-bit buffer and the scan coder's (n,) (n,) (n, 3) work arrays."""
+    m = n * per_point + nrings + 1
+    return (_work("sym", m, np.uint8), _work("ctx", m, np.int32), _work("bits", m * 8 + 16, np.uint8),
+            _work("j1", n, np.int64), _work("j2", n, np.int64), _work("res", 3 * n, np.int64).reshape(n, 3))
+
+
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
     """Tables and rANS stream of ``sym[:k]``."""
     levels, freq = E.build_freqs(sym, ctx, k, nctx)
     tab = np.empty(nctx * (E.NTOK + 1), np.uint8)
     tlen = E.write_levels(levels, tab, 0)
-    out = np.empty(2 * k + 16, np.uint8)
+    out = _work("rans", 2 * k + 16, np.uint8)
     start = E.rans_encode(sym, ctx, k, freq, E.cumulative(freq), out)
     return _zc(3).compress(tab[:tlen].tobytes()), out[start:].tobytes()
 
@@ -336,12 +356,10 @@ class QuantizedCodec:
             perm = ring_order(q, ring, c)
             q, ring, mat = K.gather(q, ring, mat, perm)
         n = len(q)
-        per_point = 4 + mat.shape[1]
-        sym = np.empty(n * per_point + nrings + 1, np.uint8)
-        ctx = np.empty(n * per_point + nrings + 1, np.int32)
-        bbuf = np.empty((n * per_point + nrings) * 8 + 16, np.uint8)
+        sym, ctx, bbuf, j1, j2, res = _scratch(n, 4 + mat.shape[1], nrings)
         bst = np.zeros(3, np.int64)
-        k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, np.zeros(1, np.int64), mode == "ring")
+        k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, np.zeros(1, np.int64), mode == "ring", j1, j2,
+                          res)
         return K.estimate_bits(sym, ctx, k, K.n_contexts(mat.shape[1])) + 8.0 * float(bst[2])
 
     def _encode_mode(self, mode: str, q: np.ndarray, ring: np.ndarray, nrings: int, c: np.ndarray,
@@ -362,10 +380,7 @@ class QuantizedCodec:
         if perm is not None:
             q, ring, mat = K.gather(q, ring, mat, perm)
             raw = [a[perm] for a in raw]
-        per_point = 4 + na
-        sym = np.empty(n * per_point + nrings + 1, np.uint8)
-        ctx = np.empty(n * per_point + nrings + 1, np.int32)
-        bbuf = np.empty((n * per_point + nrings) * 8 + 16, np.uint8)
+        sym, ctx, bbuf, j1, j2, res = _scratch(n, 4 + na, nrings)
         bst = np.zeros(3, np.int64)
         if mode == "morton":
             if nrings > 1:  # the ring rides along as the first attribute
@@ -374,7 +389,7 @@ class QuantizedCodec:
             nctx = K.NB * (1 + mat.shape[1])
         else:
             stats = np.zeros(1, np.int64)
-            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats, mode == "ring")
+            k = K.scan_encode(q, ring, nrings, c, mat, sym, ctx, bbuf, bst, stats, mode == "ring", j1, j2, res)
             self.last_reversals = int(stats[0]) / max(n, 1)
             blen = int(bst[2])
             nctx = K.n_contexts(na)
