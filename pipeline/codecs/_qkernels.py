@@ -477,6 +477,41 @@ def ring_keys(q, ring, cx, cy):
 
 
 @njit(cache=True)
+def radix_argsort_into(keys, idx, tmp, cur):
+    """Stable argsort of uint64 ``keys`` in the given scratch arrays (n,) int64, int64, uint64
+    (``keys`` is overwritten): LSD radix, 11-bit digits, every digit's histogram in one pass,
+    passes whose digit is the same for every key skipped. Returns ``idx`` or ``tmp``."""
+    n = keys.shape[0]
+    counts = np.zeros((6, 2048), np.int64)
+    for i in range(n):
+        k = keys[i]
+        for p in range(6):
+            counts[p, np.int64((k >> np.uint64(11 * p)) & np.uint64(2047))] += 1
+    for i in range(n):
+        idx[i] = i
+    src = keys
+    dst = cur
+    for p in range(6):
+        shift = np.uint64(11 * p)
+        if n == 0 or counts[p, np.int64((keys[0] >> shift) & np.uint64(2047))] == n:
+            continue  # every key has this digit: the pass would not move anything
+        total = 0
+        for d in range(2048):
+            c = counts[p, d]
+            counts[p, d] = total
+            total += c
+        for i in range(n):
+            d = np.int64((src[i] >> shift) & np.uint64(2047))
+            j = counts[p, d]
+            counts[p, d] = j + 1
+            dst[j] = src[i]
+            tmp[j] = idx[i]
+        src, dst = dst, src
+        idx, tmp = tmp, idx
+    return idx
+
+
+@njit(cache=True)
 def gather(q, ring, mat, perm):
     """``q[perm]``, ``ring[perm]``, ``mat[perm]`` in one pass (numpy's fancy indexing of
     (n, 3) rows is several times slower)."""
@@ -577,12 +612,11 @@ def estimate_bits(sym, ctx, k, nctx):
 
 
 @njit(cache=True)
-def quantize_bounds(xyz, step, max_q):
-    """``floor(v / step + 0.5)`` of (n, 3) floats (any float dtype, exact in float64) with the
-    per-axis bounds, in one pass. Returns (q, lo, hi, status): status 1 when a value is NaN or
-    infinite, 2 when ``|v / step|`` reaches ``max_q``."""
+def quantize_bounds(xyz, step, max_q, q):
+    """``floor(v / step + 0.5)`` of (n, 3) floats (any float dtype, exact in float64) into ``q``
+    (n, 3) int64, with the per-axis bounds, in one pass. Returns (lo, hi, status): status 1 when
+    a value is NaN or infinite, 2 when ``|v / step|`` reaches ``max_q``."""
     n = xyz.shape[0]
-    q = np.empty((n, 3), np.int64)
     lo = np.zeros(3, np.int64)
     hi = np.zeros(3, np.int64)
     big = np.float64(max_q)
@@ -590,14 +624,14 @@ def quantize_bounds(xyz, step, max_q):
         for d in range(3):
             g = np.floor(np.float64(xyz[i, d]) / step + 0.5)
             if not (abs(g) < big):  # NaN, infinite or too large
-                return q, lo, hi, (1 if not math.isfinite(np.float64(xyz[i, d])) else 2)
+                return lo, hi, (1 if not math.isfinite(np.float64(xyz[i, d])) else 2)
             v = np.int64(g)
             q[i, d] = v
             if i == 0 or v < lo[d]:
                 lo[d] = v
             if i == 0 or v > hi[d]:
                 hi[d] = v
-    return q, lo, hi, 0
+    return lo, hi, 0
 
 
 @njit(cache=True)

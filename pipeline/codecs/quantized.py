@@ -83,14 +83,18 @@ def quantize(xyz: np.ndarray, step: float) -> np.ndarray:
     return _quantize_bounds(xyz, step)[0]
 
 
-def _quantize_bounds(xyz: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`quantize` and the per-axis min and max of the result, in one numba pass."""
+def _quantize_bounds(xyz: np.ndarray, step: float, scratch: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`quantize` and the per-axis min and max of the result, in one numba pass
+    (``scratch``: into the per-thread scratch array, valid until the next encode)."""
     pts = np.asarray(xyz)
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise CodecError(f"{NAME}: xyz must be (n, 3), got {pts.shape}", NAME)
     if pts.dtype.kind != "f":
         pts = pts.astype(np.float64)
-    q, lo, hi, status = K.quantize_bounds(pts, float(step), _MAX_Q)
+    n = len(pts)
+    out = _work("q", 3 * n, np.int64).reshape(n, 3) if scratch else np.empty((n, 3), np.int64)
+    lo, hi, status = K.quantize_bounds(pts, float(step), _MAX_Q, out)
+    q = out
     if status == 1:
         raise CodecError(f"{NAME}: xyz holds NaN or infinite values", NAME)
     if status == 2:
@@ -191,12 +195,15 @@ def infer_lines(q: np.ndarray, center: np.ndarray, bin_deg: float = 0.05) -> tup
     return K.lines_of(q, c, np.ascontiguousarray(thr, np.float64)), len(peaks)
 
 
-def ring_order(q: np.ndarray, ring: np.ndarray, center: np.ndarray) -> np.ndarray:
+def ring_order(q: np.ndarray, ring: np.ndarray, center: np.ndarray, scratch: bool = False) -> np.ndarray:
     """Permutation sorting points by ring, then by azimuth about ``center`` (a pseudo-angle:
-    monotonic in the angle, no trigonometry; a stable radix sort that keeps scan-order runs)."""
-    from pipeline.kernels.morton import radix_argsort
-
-    return radix_argsort(K.ring_keys(q, np.ascontiguousarray(ring, np.int64), int(center[0]), int(center[1])))
+    monotonic in the angle, no trigonometry; a stable radix sort that keeps scan-order runs).
+    ``scratch``: in per-thread scratch arrays (valid until the next encode)."""
+    n = len(q)
+    keys = K.ring_keys(q, np.ascontiguousarray(ring, np.int64), int(center[0]), int(center[1]))
+    if not scratch:
+        return K.radix_argsort_into(keys, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64))
+    return K.radix_argsort_into(keys, _work("s1", n, np.int64), _work("s2", n, np.int64), _work("s3", n, np.uint64))
 
 
 _ZSTD = threading.local()
@@ -278,7 +285,7 @@ class QuantizedCodec:
                center: np.ndarray | None = None) -> bytes:
         """Encode ``xyz`` (n, 3) metres with ``attrs`` (name → (n,) array; ``ring`` drives the
         scan predictor). Returns the framed blob."""
-        q, lo, hi = _quantize_bounds(xyz, self.step)
+        q, lo, hi = _quantize_bounds(xyz, self.step, scratch=True)
         n = len(q)
         attrs = dict(attrs or {})
         ring_arr = attrs.pop("ring", None)
@@ -353,7 +360,7 @@ class QuantizedCodec:
         """Bits of ``q`` in scan or ring order: the entropy of its tokens plus the raw bits
         (what the rANS stream would cost, without coding it)."""
         if mode == "ring":
-            perm = ring_order(q, ring, c)
+            perm = ring_order(q, ring, c, scratch=True)
             q, ring, mat = K.gather(q, ring, mat, perm)
         n = len(q)
         sym, ctx, bbuf, j1, j2, res = _scratch(n, 4 + mat.shape[1], nrings)
@@ -370,7 +377,7 @@ class QuantizedCodec:
         perm: np.ndarray | None = None
         lo, hi = (self._lo, self._hi) if q is self._q else K.bounds(q)
         if mode == "ring":
-            perm = ring_order(q, ring, c)
+            perm = ring_order(q, ring, c, scratch=True)
         elif mode == "morton":
             if n and int((hi - lo).max()) >= 1 << 21:
                 return None
