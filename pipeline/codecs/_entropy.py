@@ -254,7 +254,7 @@ def read_freqs(buf, pos, end, nctx):
     levels = np.zeros((nctx, NTOK), np.uint8)
     freq = np.zeros((nctx, NTOK), np.int32)
     cum = np.zeros((nctx, NTOK + 1), np.int32)
-    lut = np.zeros((nctx, SCALE), np.uint8)
+    lut = np.empty((nctx, SCALE), np.uint8)  # filled below (a context with no tokens: zeros)
     for c in range(nctx):
         if pos >= end:
             return freq, cum, lut, pos, False
@@ -272,8 +272,11 @@ def read_freqs(buf, pos, end, nctx):
     for c in range(nctx):
         for s in range(NTOK):
             cum[c, s + 1] = cum[c, s] + freq[c, s]
-            for k in range(cum[c, s], cum[c, s + 1]):
-                lut[c, k] = s
+        if cum[c, NTOK] == 0:
+            lut[c, :] = 0
+            continue
+        for s in range(NTOK):
+            lut[c, cum[c, s]:cum[c, s + 1]] = s  # a run per token (memset), not a store per slot
     return freq, cum, lut, pos, True
 
 

@@ -457,11 +457,10 @@ def bounds(q):
 # -- encoder-side helpers for point orders (any order decodes exactly: these only pick one) ------
 
 @njit(cache=True)
-def ring_keys(q, ring, cx, cy):
+def ring_keys(q, ring, cx, cy, out):
     """Sort keys ``ring << 24 | azimuth`` (a 24-bit pseudo-angle about (cx, cy): monotonic in
-    the angle, no trigonometry) as uint64."""
+    the angle, no trigonometry) as uint64, into ``out`` (n,)."""
     n = q.shape[0]
-    out = np.empty(n, np.uint64)
     for i in range(n):
         dx = np.float64(q[i, 0] - cx)
         dy = np.float64(q[i, 1] - cy)
@@ -512,14 +511,11 @@ def radix_argsort_into(keys, idx, tmp, cur):
 
 
 @njit(cache=True)
-def gather(q, ring, mat, perm):
-    """``q[perm]``, ``ring[perm]``, ``mat[perm]`` in one pass (numpy's fancy indexing of
-    (n, 3) rows is several times slower)."""
+def gather(q, ring, mat, perm, q2, r2, m2):
+    """``q[perm]``, ``ring[perm]``, ``mat[perm]`` in one pass into ``q2``, ``r2``, ``m2``
+    (numpy's fancy indexing of (n, 3) rows is several times slower)."""
     n = perm.shape[0]
     na = mat.shape[1]
-    q2 = np.empty((n, 3), np.int64)
-    r2 = np.empty(n, np.int64)
-    m2 = np.empty((n, na), np.int64)
     for i in range(n):
         j = perm[i]
         q2[i, 0] = q[j, 0]

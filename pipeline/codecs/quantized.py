@@ -200,7 +200,8 @@ def ring_order(q: np.ndarray, ring: np.ndarray, center: np.ndarray, scratch: boo
     monotonic in the angle, no trigonometry; a stable radix sort that keeps scan-order runs).
     ``scratch``: in per-thread scratch arrays (valid until the next encode)."""
     n = len(q)
-    keys = K.ring_keys(q, np.ascontiguousarray(ring, np.int64), int(center[0]), int(center[1]))
+    keys = K.ring_keys(q, np.ascontiguousarray(ring, np.int64), int(center[0]), int(center[1]),
+                       _work("s4", n, np.uint64) if scratch else np.empty(n, np.uint64))
     if not scratch:
         return K.radix_argsort_into(keys, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.uint64))
     return K.radix_argsort_into(keys, _work("s1", n, np.int64), _work("s2", n, np.int64), _work("s3", n, np.uint64))
@@ -239,6 +240,16 @@ def _scratch(n: int, per_point: int, nrings: int) -> tuple[np.ndarray, ...]:
     m = n * per_point + nrings + 1
     return (_work("sym", m, np.uint8), _work("ctx", m, np.int32), _work("bits", m * 8 + 16, np.uint8),
             _work("j1", n, np.int64), _work("j2", n, np.int64), _work("res", 3 * n, np.int64).reshape(n, 3))
+
+
+def _gather(q: np.ndarray, ring: np.ndarray, mat: np.ndarray, perm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``q``, ``ring``, ``mat`` in the order ``perm``, into per-thread scratch arrays."""
+    n, na = len(perm), mat.shape[1]
+    q2 = _work("gq", 3 * n, np.int64).reshape(n, 3)
+    r2 = _work("gr", n, np.int64)
+    m2 = _work("gm", n * na, np.int64).reshape(n, na)
+    K.gather(q, ring, mat, perm, q2, r2, m2)
+    return q2, r2, m2
 
 
 def _entropy_code(sym: np.ndarray, ctx: np.ndarray, k: int, nctx: int) -> tuple[bytes, bytes]:
@@ -361,7 +372,7 @@ class QuantizedCodec:
         (what the rANS stream would cost, without coding it)."""
         if mode == "ring":
             perm = ring_order(q, ring, c, scratch=True)
-            q, ring, mat = K.gather(q, ring, mat, perm)
+            q, ring, mat = _gather(q, ring, mat, perm)
         n = len(q)
         sym, ctx, bbuf, j1, j2, res = _scratch(n, 4 + mat.shape[1], nrings)
         bst = np.zeros(3, np.int64)
@@ -385,7 +396,7 @@ class QuantizedCodec:
             perm = np.argsort(keys, kind="stable")
             keys = keys[perm]
         if perm is not None:
-            q, ring, mat = K.gather(q, ring, mat, perm)
+            q, ring, mat = _gather(q, ring, mat, perm)
             raw = [a[perm] for a in raw]
         sym, ctx, bbuf, j1, j2, res = _scratch(n, 4 + na, nrings)
         bst = np.zeros(3, np.int64)
