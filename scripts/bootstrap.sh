@@ -41,12 +41,13 @@ fi
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 SPEC="."; [[ -n "$EXTRAS" ]] && SPEC=".[$EXTRAS]"
 STAMP="$VENV/.edge-agent-stamp-${EXTRAS:-runtime}"
-LOCKS=(pyproject.toml); [[ -f requirements/constraints.txt ]] && LOCKS+=(requirements/constraints.txt)
+LOCK="requirements/constraints-$(uname -m).txt"  # versions CI was run with, per architecture
+LOCKS=(pyproject.toml); [[ -f "$LOCK" ]] && LOCKS+=("$LOCK")
 WANT="$(cat "${LOCKS[@]}" | sha256sum | cut -c1-16)"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   echo "bootstrap: installing $SPEC into $VENV" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  CONSTRAINT=(); [[ -f requirements/constraints.txt ]] && CONSTRAINT=(-c requirements/constraints.txt)
+  CONSTRAINT=(); [[ -f "$LOCK" ]] && CONSTRAINT=(-c "$LOCK")
   "$VENV/bin/python" -m pip install -q "${CONSTRAINT[@]}" -e "$SPEC" >&2
   echo "$WANT" > "$STAMP"
 fi
